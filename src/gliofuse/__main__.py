@@ -1,0 +1,3 @@
+from gliofuse.cli import main
+
+raise SystemExit(main())

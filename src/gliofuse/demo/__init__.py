@@ -1,0 +1,1 @@
+"""Embedded demo cohort: a seeded, TCGA-like synthetic cohort in real GDC file formats."""

@@ -1,0 +1,31 @@
+"""Exception and warning classes. Every message says what, where, the bad value and the fix."""
+
+from __future__ import annotations
+
+
+class GliofuseError(Exception):
+    """Base class of every error gliofuse raises on purpose."""
+
+
+class ConfigError(GliofuseError, ValueError):
+    """A configuration key is missing, unknown or has a bad value."""
+
+
+class InputDataError(GliofuseError, ValueError):
+    """An input file or table violates its data contract (docs/data-contracts.md)."""
+
+
+class SlideReadError(GliofuseError, OSError):
+    """A whole-slide image cannot be opened or read."""
+
+
+class NoComparablePairsError(InputDataError):
+    """A concordance index has no comparable pair (e.g. all samples censored)."""
+
+
+class DataQualityWarning(UserWarning):
+    """Data are usable but suspicious (few patients, many censored, ...)."""
+
+
+class LeakageWarning(UserWarning):
+    """A patient appears in more than one split partition."""
