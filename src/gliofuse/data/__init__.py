@@ -1,0 +1,1 @@
+"""Cohort assembly, patient-level splits, datasets and collation."""

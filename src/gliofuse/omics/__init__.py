@@ -1,0 +1,1 @@
+"""RNA-seq: GDC STAR - Counts files → patient × gene expression matrix."""

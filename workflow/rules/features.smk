@@ -1,0 +1,23 @@
+# Patch features with the configured encoder, one job per slide.
+
+
+rule features_extract:
+    input:
+        cfg=cfg_path("features"),
+        slide=data_path("slides", "{slide}.svs"),
+        coords="results/wsi/coords/{slide}.h5",
+    output:
+        features=f"results/features/{ENCODER}/{{slide}}.h5",
+    log:
+        f"results/logs/features_extract/{ENCODER}/{{slide}}.log",
+    benchmark:
+        f"results/benchmarks/features_extract/{ENCODER}/{{slide}}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        gpu=GPU_FEATURES,
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "gliofuse features extract --config {input.cfg} --slide {input.slide} --coords {input.coords}"
+        " --threads {threads} --out {output.features} > {log} 2>&1"

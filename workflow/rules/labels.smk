@@ -1,0 +1,21 @@
+# Patient label table: survival (GDC clinical) + WHO-2021 diagnosis and grade (molecular table).
+
+
+rule labels_build:
+    input:
+        cfg=cfg_path("labels"),
+        cases=data_path("metadata", "cases.json"),
+        molecular=get_molecular_table(),
+    output:
+        labels="results/labels/labels.tsv",
+    params:
+        data_root=DATA_ROOT,
+    log:
+        "results/logs/labels_build/labels.log",
+    resources:
+        mem_mb=1000,
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "gliofuse labels build --config {input.cfg} --data-root {params.data_root}"
+        " --out {output.labels} > {log} 2>&1"

@@ -1,0 +1,50 @@
+# Cohort, patient-level splits and one training job per model x task x fold.
+
+
+rule data_splits:
+    input:
+        cfg=cfg_path("data"),
+        labels="results/labels/labels.tsv",
+        omics="results/omics/expression.h5",
+        status=get_all_slide_status,
+    output:
+        cohort="results/splits/cohort.tsv",
+        folds=expand("results/splits/fold_{fold}.json", fold=FOLDS),
+    params:
+        out_dir="results/splits",
+    log:
+        "results/logs/data_splits/splits.log",
+    conda:
+        "../../envs/data.yaml"
+    shell:
+        "gliofuse data splits --config {input.cfg} --labels {input.labels} --omics {input.omics}"
+        " --slide-status {input.status} --out-dir {params.out_dir} > {log} 2>&1"
+
+
+rule train_fold:
+    input:
+        cfg=cfg_path("training"),
+        split="results/splits/fold_{fold}.json",
+        labels="results/labels/labels.tsv",
+        omics="results/omics/expression.h5",
+        features=get_all_features,
+    output:
+        predictions="results/training/{model}/{task}/fold_{fold}/predictions.tsv",
+        checkpoint="results/training/{model}/{task}/fold_{fold}/checkpoint.pt",
+        history="results/training/{model}/{task}/fold_{fold}/history.tsv",
+    params:
+        out_dir="results/training/{model}/{task}/fold_{fold}",
+    log:
+        "results/logs/train_fold/{model}/{task}/fold_{fold}.log",
+    benchmark:
+        "results/benchmarks/train_fold/{model}/{task}/fold_{fold}.tsv"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        gpu=GPU_TRAINING,
+    conda:
+        "../../envs/torch.yaml"
+    shell:
+        "gliofuse train fold --config {input.cfg} --model {wildcards.model} --task {wildcards.task}"
+        " --split {input.split} --labels {input.labels} --omics {input.omics}"
+        " --features {input.features} --threads {threads} --out-dir {params.out_dir} > {log} 2>&1"
