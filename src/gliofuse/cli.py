@@ -80,15 +80,9 @@ def cmd_labels_build(args: argparse.Namespace) -> None:
     from gliofuse.labels.tables import build_label_table_, shipped_molecular_table
 
     cfg = _cfg(args)
-    data_root = Path(args.data_root)
-    if cfg.labels.molecular_table:
-        molecular = Path(cfg.labels.molecular_table)
-    elif cfg.cohort == "demo":
-        molecular = data_root / "labels" / "molecular.tsv"
-    else:
-        molecular = shipped_molecular_table()
+    molecular = Path(args.molecular) if args.molecular else shipped_molecular_table()
     build_label_table_(
-        cases_path=data_root / "metadata" / "cases.json", molecular_path=molecular,
+        cases_path=Path(args.cases), molecular_path=molecular,
         strict=cfg.labels.who2021_strict, survival_source=cfg.labels.survival_source,
         out_path=Path(args.out), config=_section(cfg, "labels"),
     )
@@ -116,7 +110,7 @@ def cmd_omics_matrix(args: argparse.Namespace) -> None:
 
     cfg = _cfg(args)
     build_expression_matrix_(
-        data_root=Path(args.data_root), value_column=cfg.omics.value_column, gene_types=cfg.omics.gene_types,
+        files_json=Path(args.files_meta), rnaseq_dir=Path(args.rnaseq_dir), value_column=cfg.omics.value_column, gene_types=cfg.omics.gene_types,
         log_transform=cfg.omics.log_transform, out_h5=Path(args.out), out_samples=Path(args.out_samples),
         config=_section(cfg, "omics"),
     )
@@ -136,10 +130,11 @@ def cmd_data_splits(args: argparse.Namespace) -> None:
                           omics_patients=omics_patients)
     splits = make_splits(cohort, n_folds=cfg.data.n_folds, val_fraction=cfg.data.val_fraction,
                          stratify_by=cfg.data.stratify_by, seed=cfg.seed)
-    out_dir = Path(args.out_dir)
-    write_table_(out_dir / "cohort.tsv", cohort,
+    if len(args.out_folds) != cfg.data.n_folds:
+        raise ConfigError(f"--out-folds names {len(args.out_folds)} files but data.n_folds = {cfg.data.n_folds}.")
+    write_table_(Path(args.out_cohort), cohort,
                  prov=provenance(config=_section(cfg, "data"), inputs={"labels": args.labels, "omics": args.omics}))
-    write_splits_(splits, out_paths=[out_dir / f"fold_{k}.json" for k in range(len(splits))])
+    write_splits_(splits, out_paths=[Path(p) for p in args.out_folds])
 
 
 def cmd_train_fold(args: argparse.Namespace) -> None:
@@ -226,7 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = group("labels", "patient label table")
     p = _add(g, "build", cmd_labels_build, "survival + WHO-2021 labels -> labels.tsv")
-    p.add_argument("--data-root", required=True)
+    p.add_argument("--cases", required=True, help="GDC /cases JSON (metadata/cases.json)")
+    p.add_argument("--molecular", default=None,
+                   help="molecular label TSV (cBioPortal lgggbm_tcga_pub schema); default: the shipped Ceccarelli table")
     p.add_argument("--out", required=True)
 
     g = group("wsi", "tissue segmentation and patching")
@@ -246,7 +243,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = group("omics", "RNA-seq expression")
     p = _add(g, "matrix", cmd_omics_matrix, "STAR - Counts files -> patient x gene matrix")
-    p.add_argument("--data-root", required=True)
+    p.add_argument("--files-meta", required=True, help="GDC /files JSON of the STAR files (metadata/files_rnaseq.json)")
+    p.add_argument("--rnaseq-dir", required=True, help="folder holding <file_id>/<file_name> STAR files")
     p.add_argument("--out", required=True)
     p.add_argument("--out-samples", required=True)
 
@@ -255,7 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", required=True)
     p.add_argument("--omics", required=True)
     p.add_argument("--slide-status", nargs="+", required=True)
-    p.add_argument("--out-dir", required=True)
+    p.add_argument("--out-cohort", required=True)
+    p.add_argument("--out-folds", nargs="+", required=True, help="fold_<k>.json paths, in fold order")
 
     g = group("train", "model training")
     p = _add(g, "fold", cmd_train_fold, "train one model on one task and fold")

@@ -1,4 +1,5 @@
 # Configuration, sample lists, wildcard constraints and input functions shared by every rule file.
+import re
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
@@ -14,7 +15,7 @@ except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
 DATA_ROOT = str(CFG.resolved_data_root())
-ENCODER = CFG.features.encoder.replace(":", "-").replace("/", "-")
+ENCODER = re.sub(r"[^A-Za-z0-9_.-]+", "-", CFG.features.encoder)
 MODELS = list(CFG.training.models)
 TASKS = [t.value for t in CFG.training.tasks]
 FOLDS = list(range(CFG.data.n_folds))
@@ -51,6 +52,11 @@ wildcard_constraints:
 def get_config_snapshot(wildcards) -> dict:
     """The merged, validated config restricted to one section (results/config/<section>.yaml)."""
     return section_snapshot(CFG.model_dump(mode="json"), wildcards.section)
+
+
+def get_demo_root(wildcards, output) -> str:
+    """Data root written by demo_generate: the folder two levels above metadata/cases.json."""
+    return str(Path(output.cases).parent.parent)
 
 
 def cfg_path(section: str) -> str:

@@ -29,7 +29,7 @@ if CFG.cohort.value == "demo":
             molecular=data_path("labels", "molecular.tsv"),
             truth=data_path("truth", "ground_truth.tsv"),
         params:
-            out=DATA_ROOT,
+            out=get_demo_root,
         log:
             "results/logs/demo_generate/demo.log",
         benchmark:

@@ -8,8 +8,6 @@ rule labels_build:
         molecular=get_molecular_table(),
     output:
         labels="results/labels/labels.tsv",
-    params:
-        data_root=DATA_ROOT,
     log:
         "results/logs/labels_build/labels.log",
     resources:
@@ -17,5 +15,5 @@ rule labels_build:
     conda:
         "../../envs/data.yaml"
     shell:
-        "gliofuse labels build --config {input.cfg} --data-root {params.data_root}"
-        " --out {output.labels} > {log} 2>&1"
+        "gliofuse labels build --config {input.cfg} --cases {input.cases}"
+        " --molecular {input.molecular} --out {output.labels} > {log} 2>&1"

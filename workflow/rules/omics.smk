@@ -9,8 +9,6 @@ rule omics_matrix:
     output:
         matrix="results/omics/expression.h5",
         samples="results/omics/samples.tsv",
-    params:
-        data_root=DATA_ROOT,
     log:
         "results/logs/omics_matrix/omics.log",
     resources:
@@ -18,5 +16,5 @@ rule omics_matrix:
     conda:
         "../../envs/data.yaml"
     shell:
-        "gliofuse omics matrix --config {input.cfg} --data-root {params.data_root}"
+        "gliofuse omics matrix --config {input.cfg} --files-meta {input.files} --rnaseq-dir {input.rnaseq}"
         " --out {output.matrix} --out-samples {output.samples} > {log} 2>&1"

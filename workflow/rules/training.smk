@@ -10,15 +10,13 @@ rule data_splits:
     output:
         cohort="results/splits/cohort.tsv",
         folds=expand("results/splits/fold_{fold}.json", fold=FOLDS),
-    params:
-        out_dir="results/splits",
     log:
         "results/logs/data_splits/splits.log",
     conda:
         "../../envs/data.yaml"
     shell:
         "gliofuse data splits --config {input.cfg} --labels {input.labels} --omics {input.omics}"
-        " --slide-status {input.status} --out-dir {params.out_dir} > {log} 2>&1"
+        " --slide-status {input.status} --out-cohort {output.cohort} --out-folds {output.folds} > {log} 2>&1"
 
 
 rule train_fold:

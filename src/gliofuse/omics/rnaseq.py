@@ -90,13 +90,13 @@ def choose_samples(hits: list[dict[str, Any]], *, source: str) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
-def build_expression_matrix_(*, data_root: Path, value_column: str, gene_types: list[str], log_transform: bool,
+def build_expression_matrix_(*, files_json: Path, rnaseq_dir: Path, value_column: str, gene_types: list[str], log_transform: bool,
                              out_h5: Path, out_samples: Path, config: dict) -> tuple[int, int]:
-    """Assemble ``results/omics/expression.h5`` (P × G float32) from the STAR files under ``data_root``.
+    """Assemble ``results/omics/expression.h5`` (P × G float32) from STAR files ``rnaseq_dir/<file_id>/<file_name>``.
 
     Returns (n_patients, n_genes). All files must share the same gene set; a file that does not is named.
     """
-    meta = data_root / "metadata" / "files_rnaseq.json"
+    meta = files_json
     payload = read_json_(meta, what="GDC RNA-seq file metadata")
     try:
         hits = payload["data"]["hits"] if isinstance(payload, dict) else payload
@@ -105,7 +105,7 @@ def build_expression_matrix_(*, data_root: Path, value_column: str, gene_types: 
     samples = choose_samples(hits, source=str(meta))
     if samples.empty:
         raise InputDataError(f"{meta} lists no Primary Tumor STAR - Counts file; nothing to build.")
-    paths = [data_root / "rnaseq" / fid / fname for fid, fname in zip(samples["file_id"], samples["file_name"], strict=True)]
+    paths = [rnaseq_dir / fid / fname for fid, fname in zip(samples["file_id"], samples["file_name"], strict=True)]
     missing = [str(p) for p in paths if not p.exists()]
     if missing:
         raise InputDataError(

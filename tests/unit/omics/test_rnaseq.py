@@ -59,7 +59,7 @@ def test_build_matrix_end_to_end(tmp_path):
     (root / "metadata").mkdir(parents=True)
     (root / "metadata" / "files_rnaseq.json").write_text(json.dumps({"data": {"hits": hits}}))
     out = tmp_path / "expr.h5"
-    shape = build_expression_matrix_(data_root=root, value_column="tpm_unstranded", gene_types=["protein_coding"],
+    shape = build_expression_matrix_(files_json=root / "metadata" / "files_rnaseq.json", rnaseq_dir=root / "rnaseq", value_column="tpm_unstranded", gene_types=["protein_coding"],
                                      log_transform=True, out_h5=out, out_samples=tmp_path / "s.tsv", config={})
     assert shape == (2, 3)  # lncRNA filtered out
     values, patients, genes = read_expression_(out)
@@ -73,6 +73,6 @@ def test_build_matrix_names_missing_file(tmp_path):
     (root / "metadata").mkdir(parents=True)
     (root / "metadata" / "files_rnaseq.json").write_text(json.dumps({"data": {"hits": [_hit("gone", "TCGA-AA-0001", "TCGA-AA-0001-01A")]}}))
     with pytest.raises(InputDataError, match="missing.*gone"):
-        build_expression_matrix_(data_root=root, value_column="tpm_unstranded", gene_types=["protein_coding"],
+        build_expression_matrix_(files_json=root / "metadata" / "files_rnaseq.json", rnaseq_dir=root / "rnaseq", value_column="tpm_unstranded", gene_types=["protein_coding"],
                                  log_transform=True, out_h5=tmp_path / "e.h5", out_samples=tmp_path / "s.tsv", config={})
     assert not (tmp_path / "e.h5").exists()

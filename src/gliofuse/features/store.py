@@ -1,0 +1,102 @@
+"""Read and write the patch-features HDF5 file (docs/data-contracts.md §5)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from gliofuse.errors import InputDataError
+from gliofuse.io import atomic_path
+
+INT_ATTRS = ("embed_dim", "patch_size")
+FLOAT_ATTRS = ("target_mpp",)
+STR_ATTRS = ("encoder", "slide_id", "status", "reason", "provenance")
+REQUIRED_ATTRS = INT_ATTRS + FLOAT_ATTRS + STR_ATTRS
+
+
+@dataclass
+class FeaturesFile:
+    """Content of a features h5: ``features`` (N, D) float32, ``coords`` (N, 2) int64 level-0 (x, y)."""
+
+    features: np.ndarray
+    coords: np.ndarray
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+def write_features_h5_(path: str | os.PathLike[str], features: np.ndarray, coords: np.ndarray,
+                       attrs: dict[str, Any]) -> None:
+    """Write a features file atomically. ``attrs`` must hold every name in ``REQUIRED_ATTRS``."""
+    missing = [a for a in REQUIRED_ATTRS if a not in attrs]
+    if missing:
+        raise ValueError(f"features attrs missing {missing}")
+    features = np.asarray(features, dtype=np.float32)
+    coords = np.asarray(coords, dtype=np.int64).reshape(-1, 2)
+    if features.ndim != 2 or features.shape[0] != coords.shape[0] or features.shape[1] != attrs["embed_dim"]:
+        raise ValueError(f"features {features.shape} do not match coords {coords.shape} / embed_dim "
+                         f"{attrs['embed_dim']}")
+    n, d = features.shape
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("features", data=features, chunks=(min(n, 256), d) if n and d else None)
+        f.create_dataset("coords", data=coords)
+        for name in INT_ATTRS:
+            f.attrs[name] = np.int64(attrs[name])
+        for name in FLOAT_ATTRS:
+            f.attrs[name] = np.float64(attrs[name])
+        for name in STR_ATTRS:
+            f.attrs[name] = str(attrs[name])
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def features_complete(path: str | os.PathLike[str], *, encoder: str | None = None) -> bool:
+    """True if ``path`` is a finished features file (status attr set, features rows == coords rows,
+    and, when given, written by ``encoder``)."""
+    p = Path(path)
+    if not p.is_file():
+        return False
+    try:
+        with h5py.File(p, "r") as f:
+            if "status" not in f.attrs or "features" not in f or "coords" not in f:
+                return False
+            if encoder is not None and _decode(f.attrs.get("encoder")) != encoder:
+                return False
+            return f["features"].ndim == 2 and f["features"].shape[0] == f["coords"].shape[0]
+    except OSError:
+        return False
+
+
+def read_features_h5(path: str | os.PathLike[str]) -> FeaturesFile:
+    """Read and validate a features file; violations raise ``InputDataError`` naming the file and field."""
+    p = Path(path)
+    fix = "Rerun the features_extract stage for this slide (docs/data-contracts.md §5)."
+    if not p.is_file():
+        raise InputDataError(f"features file not found: {p}. {fix}")
+    try:
+        f = h5py.File(p, "r")
+    except OSError as exc:
+        raise InputDataError(f"features file {p} is not a readable HDF5 file ({exc}). {fix}") from None
+    with f:
+        for name in ("features", "coords"):
+            if name not in f:
+                raise InputDataError(f"features file {p} lacks dataset {name!r}. {fix}")
+        missing = [a for a in REQUIRED_ATTRS if a not in f.attrs]
+        if missing:
+            raise InputDataError(f"features file {p} lacks attribute(s) {missing}. {fix}")
+        feats = f["features"][()]
+        coords = f["coords"][()]
+        attrs = {k: _decode(v) for k, v in f.attrs.items()}
+    if feats.ndim != 2 or coords.shape != (feats.shape[0], 2):
+        raise InputDataError(f"features file {p}: 'features' {feats.shape} and 'coords' {coords.shape} "
+                             f"must be (N, D) and (N, 2). {fix}")
+    return FeaturesFile(features=feats.astype(np.float32, copy=False), coords=coords.astype(np.int64), attrs=attrs)

@@ -1,0 +1,135 @@
+"""``patch_slide_``: segment one slide, tile it, and write the coords h5, QC PNG and status JSON."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gliofuse.config import WsiConfig
+from gliofuse.io import file_hash, provenance
+from gliofuse.wsi.coords import write_coords_h5_
+from gliofuse.wsi.grid import PatchGeometry, patch_geometry, tissue_patches
+from gliofuse.wsi.qc import render_qc, write_qc_png_
+from gliofuse.wsi.reader import magnification, open_slide, read_downsampled, slide_mpp
+from gliofuse.wsi.segment import TissueMask, segment_tissue
+from gliofuse.wsi.state import SlideRecord, SlideStatus, write_status_
+
+log = logging.getLogger(__name__)
+
+QC_MAX_SIDE_PX = 1024
+REASON_MISSING_MPP = "missing_mpp: set wsi.default_mpp or an mpp override"
+REASON_NO_TISSUE = "no_tissue"
+
+
+def slide_id_of(path: str | Path) -> str:
+    """Slide id: the file name without its extension (``<slide_id>.svs``)."""
+    return Path(path).stem
+
+
+def _qc_text(slide_id: str, record: SlideRecord, geom: PatchGeometry | None) -> str:
+    lines = [slide_id, f"status: {record.status}" + (f" ({record.reason})" if record.reason else "")]
+    if record.mpp_level0 is not None:
+        lines.append(f"level 0: {record.mpp_level0:.4g} um/px ({record.mpp_source}), "
+                     f"{magnification(record.mpp_level0):.3g}x")
+    if geom is not None:
+        lines.append(f"{record.n_patches} patches of {geom.patch_size} px @ {geom.target_mpp:g} um/px "
+                     f"({geom.patch_size_level0} level-0 px, read level {geom.read_level} at {geom.read_size} px)")
+    if record.tissue_fraction is not None:
+        lines.append(f"tissue fraction {record.tissue_fraction:.3f}")
+    return "\n".join(lines)
+
+
+def patch_slide_(*, slide_path: Path, cfg: WsiConfig, out_coords: Path, out_qc: Path, out_status: Path,
+                 mpp_override: float | None = None) -> dict[str, Any]:
+    """Segment tissue and compute the patch grid of one slide; write its three outputs atomically.
+
+    Parameters
+    ----------
+    slide_path : the slide (any OpenSlide format).
+    cfg : the ``wsi`` config section.
+    out_coords : coords h5 (docs/data-contracts.md §4): ``coords`` (N, 2) int64 level-0 (x, y),
+        ``tissue_fraction`` (N,) float32 and the geometry/provenance attributes.
+    out_qc : PNG thumbnail with the tissue contour and the kept patch grid.
+    out_status : status JSON ``{slide_id, stage, status, reason, n_patches, mpp_level0, mpp_source,
+        tissue_fraction}``.
+    mpp_override : µm per level-0 px to use instead of the slide metadata.
+
+    Returns
+    -------
+    The status record as a dict. A slide without usable mpp (and no default) or without tissue is
+    ``skipped`` with a reason and N = 0; an unreadable slide raises ``SlideReadError``.
+    """
+    t0 = time.perf_counter()
+    slide_path = Path(slide_path)
+    slide_id = slide_id_of(slide_path)
+    slide = open_slide(slide_path)
+    try:
+        slide_hash = file_hash(slide_path)
+        mpp0, mpp_source = slide_mpp(slide, override=mpp_override, default_mpp=cfg.default_mpp)
+        record = SlideRecord(slide_id=slide_id, status=SlideStatus.ok, mpp_level0=mpp0, mpp_source=mpp_source)
+        geom: PatchGeometry | None = None
+        tissue: TissueMask | None = None
+        coords = np.zeros((0, 2), np.int64)
+        frac = np.zeros(0, np.float32)
+        if mpp0 is None:
+            record.status, record.reason = SlideStatus.skipped, REASON_MISSING_MPP
+        else:
+            tissue = segment_tissue(slide, mpp_level0=mpp0, cfg=cfg, path=slide_path)
+            record.tissue_fraction = round(tissue.tissue_fraction, 6)
+            geom = patch_geometry(slide, mpp_level0=mpp0, target_mpp=cfg.target_mpp, patch_px=cfg.patch_px)
+            if not tissue.mask.any():
+                record.status, record.reason = SlideStatus.skipped, REASON_NO_TISSUE
+            else:
+                coords, frac = tissue_patches(slide, tissue, geom, min_tissue_fraction=cfg.min_tissue_fraction)
+                if len(coords) == 0:
+                    w0, h0 = slide.dimensions
+                    if min(w0, h0) < geom.patch_size_level0:
+                        record.reason = (f"no_patches: slide ({w0}x{h0} level-0 px) is smaller than one patch "
+                                         f"({geom.patch_size_level0} level-0 px)")
+                    else:
+                        record.reason = (f"no_tissue_patches: no patch reaches wsi.min_tissue_fraction="
+                                         f"{cfg.min_tissue_fraction:g}")
+                    record.status = SlideStatus.skipped
+        record.n_patches = len(coords)
+
+        prov = provenance(config=cfg.model_dump(mode="json"), inputs={"slide": slide_path},
+                          extra={"stage": "wsi_patch", "seg_threshold": tissue.threshold if tissue else None,
+                                 "seg_mpp_actual": tissue.mpp if tissue else None})
+        attrs = {
+            "patch_size": cfg.patch_px,
+            "patch_size_level0": geom.patch_size_level0 if geom else -1,
+            "read_level": geom.read_level if geom else -1,
+            "read_size": geom.read_size if geom else -1,
+            "level0_magnification": magnification(mpp0) if mpp0 else math.nan,
+            "target_magnification": magnification(cfg.target_mpp),
+            "mpp_level0": mpp0 if mpp0 else math.nan,
+            "target_mpp": cfg.target_mpp,
+            "mpp_source": mpp_source,
+            "slide_id": slide_id,
+            "slide_hash": slide_hash,
+            "status": str(record.status),
+            "reason": record.reason,
+            "provenance": json.dumps(prov, sort_keys=True),
+        }
+        w0, h0 = slide.dimensions
+        thumb, thumb_ds = read_downsampled(slide, max(1.0, max(w0, h0) / QC_MAX_SIDE_PX), path=slide_path)
+    finally:
+        slide.close()
+
+    qc = render_qc(thumb, thumb_downsample=thumb_ds, mask=tissue.mask if tissue else None, coords=coords,
+                   patch_size_level0=geom.patch_size_level0 if geom else 0, text=_qc_text(slide_id, record, geom))
+    write_coords_h5_(out_coords, coords, frac, attrs)
+    write_qc_png_(out_qc, qc)
+    result = write_status_(out_status, record)
+    log.info("wsi_patch %s: %s %s, %d patches, mpp %s (%s), %.2f s", slide_id, record.status, record.reason,
+             record.n_patches, mpp0, mpp_source, time.perf_counter() - t0)
+    return result
+
+
+__all__ = ["REASON_MISSING_MPP", "REASON_NO_TISSUE", "patch_slide_", "slide_id_of"]

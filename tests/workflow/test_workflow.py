@@ -1,0 +1,138 @@
+"""Workflow-level tests: lint, schema, config errors, an end-to-end demo run, rerun behaviour and the report."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
+
+SMALL = {
+    "cohort": "demo",
+    "seed": 7,
+    "demo": {"n_patients": 12, "frac_two_slides": 0.2, "slide_width_um": 700.0, "slide_height_um": 500.0,
+             "n_genes": 200},
+    "wsi": {"patch_px": 128},
+    "features": {"encoder": "test_resnet", "batch_size": 16},
+    "data": {"n_folds": 2, "val_fraction": 0.2},
+    "training": {"epochs": 3, "patience": 2, "n_top_genes": 32, "tasks": ["survival", "diagnosis"]},
+    "evaluation": {"n_bootstrap": 20},
+}
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
+    cmd = [SNAKEMAKE, "-s", str(REPO / "Snakefile"), "--directory", str(workdir), "--cores", "2", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=workdir)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+    return proc
+
+
+def job_counts(dry_run_output: str) -> dict[str, int]:
+    """Parse Snakemake's 'Job stats' table of a dry run into {rule: count}."""
+    counts: dict[str, int] = {}
+    m = re.search(r"Job stats:\n(.*?)\n\n", dry_run_output, flags=re.S)
+    if not m:
+        return counts
+    for line in m.group(1).splitlines()[2:]:
+        parts = line.split()
+        if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
+            counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def write_config(workdir: Path, cfg: dict) -> Path:
+    workdir.mkdir(parents=True, exist_ok=True)
+    path = workdir / "config.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def test_schema_file_in_sync():
+    from gliofuse.config import schema_yaml
+
+    checked_in = (REPO / "workflow" / "schemas" / "config.schema.yaml").read_text()
+    assert checked_in == schema_yaml(), "run: gliofuse config schema --out workflow/schemas/config.schema.yaml"
+
+
+def test_lint_is_clean():
+    proc = subprocess.run([SNAKEMAKE, "--lint", "--cores", "1"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "Lints for" not in out, out[-3000:]
+
+
+@pytest.mark.parametrize("bad,needle", [
+    ({"wsi": {"target_mp": 0.5}}, "target_mp"),
+    ({"training": {"epochs": "many"}}, "epochs"),
+    ({"training": {"models": ["no_such_model"]}}, "no_such_model"),
+])
+def test_bad_config_fails_at_parse_time_naming_the_key(tmp_path, bad, needle):
+    cfg = {**SMALL, **{k: {**SMALL.get(k, {}), **v} for k, v in bad.items()}}
+    write_config(tmp_path, cfg)
+    proc = snakemake(tmp_path, "-n", check=False, timeout=300)
+    assert proc.returncode != 0
+    assert needle in proc.stdout + proc.stderr
+
+
+def test_env_files_parse_and_pin():
+    for env in sorted((REPO / "envs").glob("*.yaml")):
+        spec = yaml.safe_load(env.read_text())
+        assert "conda-forge" in spec["channels"], env
+        deps = [d for d in spec["dependencies"] if isinstance(d, str)]
+        assert all("=" in d for d in deps), f"unpinned dependency in {env}: {deps}"
+    rules = "".join(p.read_text() for p in (REPO / "workflow" / "rules").glob("*.smk"))
+    for ref in set(re.findall(r'"\.\./\.\./(envs/[a-z]+\.yaml)"', rules)):
+        assert (REPO / ref).exists(), ref
+
+
+@pytest.mark.slow
+def test_demo_end_to_end_rerun_and_report(tmp_path):
+    work = tmp_path / "run"
+    write_config(work, SMALL)
+    snakemake(work)
+    res = work / "results"
+
+    summary = pd.read_csv(res / "evaluation" / "summary.tsv", sep="\t")
+    assert set(summary["task"]) == {"survival", "diagnosis"}
+    assert set(summary["model"]) == {"abmil_snn_concat"}
+    assert summary["pooled"].notna().all()
+    for task in ("survival", "diagnosis"):
+        oof = pd.read_csv(res / "evaluation" / "abmil_snn_concat" / task / "predictions_oof.tsv", sep="\t")
+        cohort = pd.read_csv(res / "splits" / "cohort.tsv", sep="\t")
+        assert set(oof["patient_id"]) <= set(cohort["patient_id"])
+        assert oof["patient_id"].is_unique
+    qc = pd.read_csv(res / "qc" / "slides.tsv", sep="\t")
+    assert (qc["status"] == "ok").all()
+    for png in ("summary.png", "cohort.png", "qc_slides.png", "abmil_snn_concat/survival.png"):
+        assert (res / "figures" / png).stat().st_size > 5000, png
+    assert (res / "features" / "test_resnet").is_dir()
+
+    # a completed workflow has nothing left to do
+    assert "Nothing to be done" in snakemake(work, "-n").stdout
+
+    # deleting one feature file reruns only that extraction and what depends on it
+    victim = sorted((res / "features" / "test_resnet").glob("*.h5"))[0]
+    victim.unlink()
+    counts = job_counts(snakemake(work, "-n").stdout)
+    assert counts.get("features_extract") == 1
+    assert counts.get("train_fold") == 2 * 2  # 2 tasks x 2 folds, all read every feature file
+    for rule in ("demo_generate", "wsi_patch", "labels_build", "omics_matrix", "data_splits", "report_cohort", "report_qc"):
+        assert rule not in counts, (rule, counts)
+    snakemake(work)
+    assert victim.exists()
+
+    # the report is self-contained HTML with the annotated figures
+    snakemake(work, "--report", "results/report.html")
+    html = (res / "report.html").read_text(errors="ignore")
+    assert len(html) > 50_000
+    assert "summary.png" in html and "qc_slides.png" in html
