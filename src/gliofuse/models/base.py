@@ -1,0 +1,70 @@
+"""The one interface every fusion model implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import torch
+from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from gliofuse.data.datasets import Batch
+    from gliofuse.models.registry import ModelCard
+
+
+@dataclass
+class ModelOutput:
+    """What a model returns; task heads and losses live elsewhere.
+
+    Attributes
+    ----------
+    embedding : Tensor, shape = (B, embed_dim)
+        Patient embedding fed to the task head.
+    modality_embeddings : dict[str, Tensor]
+        Per-modality embeddings, each shape = (B, D_m), keyed ``"wsi"`` / ``"omics"``
+        (read by gradient policies and analyses).
+    aux_losses : dict[str, Tensor]
+        Architecture-specific scalar losses, added to the task loss by the harness.
+    """
+
+    embedding: Tensor
+    modality_embeddings: dict[str, Tensor] = field(default_factory=dict)
+    aux_losses: dict[str, Tensor] = field(default_factory=dict)
+
+
+class FusionModel(nn.Module):
+    """Base class: maps a :class:`~gliofuse.data.datasets.Batch` to a :class:`ModelOutput`.
+
+    Subclasses set ``embed_dim`` and implement ``forward``. They never compute task losses,
+    hold an optimiser, or know about labels, devices or files. ``card`` is attached by
+    :func:`gliofuse.models.registry.create_model`.
+    """
+
+    card: ModelCard | None
+    embed_dim: int
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.card = None
+        self.embed_dim = 0
+
+    def forward(self, batch: Batch) -> ModelOutput:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def gradient_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Named parameter groups (per modality branch) for gradient policies; default: one group."""
+        return {"all": [p for p in self.parameters() if p.requires_grad]}
+
+
+def require_input(x: Tensor | None, name: str, model: str) -> Tensor:
+    """Return ``x`` or raise a ValueError saying which batch field the model needs."""
+    if x is None:
+        raise ValueError(f"model {model!r} needs batch.{name}, but the batch has none. "
+                         f"Build the dataset with the {name.split('_')[0]} modality.")
+    return x
+
+
+def as_float(x: Tensor) -> Tensor:
+    """Cast to float32 unless already floating."""
+    return x if torch.is_floating_point(x) else x.float()

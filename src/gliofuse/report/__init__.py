@@ -1,0 +1,1 @@
+"""Figures and tables for the report (matplotlib, Agg backend; no torch)."""

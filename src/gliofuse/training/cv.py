@@ -1,0 +1,323 @@
+"""Cross-validation entry point: train one model for one task on one fold (``gliofuse train fold``).
+
+Reads the fold split (docs/data-contracts.md §7), the label table (§3), the omics matrix (§6)
+and the slide feature files (§5); writes §8 outputs to ``out_dir``. A finished fold (its
+``predictions.tsv`` exists with matching provenance) is skipped, so reruns are cheap.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gliofuse.config import GliofuseConfig
+from gliofuse.data.datasets import (
+    FeatureFileInfo,
+    OmicsPreprocessor,
+    PatientBagDataset,
+    Targets,
+    group_feature_files_,
+    patient_id_from_path,
+    read_omics_,
+)
+from gliofuse.errors import ConfigError, InputDataError
+from gliofuse.io import provenance, read_json_, read_table_, sidecar_path
+from gliofuse.training.tasks import SPLITS, TaskSpec, get_task
+
+logger = logging.getLogger(__name__)
+
+SPLIT_KEYS: tuple[str, ...] = ("fold", "n_folds", "seed", "stratify_by", "train", "val", "test")
+
+
+@dataclass(frozen=True)
+class FoldSplit:
+    """A fold of contract §7: patient ids per partition."""
+
+    fold: int
+    n_folds: int
+    seed: int
+    stratify_by: str
+    train: tuple[str, ...]
+    val: tuple[str, ...]
+    test: tuple[str, ...]
+
+    def partition(self, name: str) -> tuple[str, ...]:
+        return {"train": self.train, "val": self.val, "test": self.test}[name]
+
+    @property
+    def patients(self) -> list[str]:
+        return [*self.train, *self.val, *self.test]
+
+
+def _short(ids: Sequence[str], n: int = 5) -> str:
+    ids = list(ids)
+    return ", ".join(ids[:n]) + (f", ... ({len(ids)} in all)" if len(ids) > n else "")
+
+
+def read_split_(path: Path) -> FoldSplit:
+    """Read and validate a ``fold_<k>.json`` (contract §7).
+
+    Raises
+    ------
+    InputDataError
+        Missing keys, non-list partitions, duplicate ids, empty train/test, or a patient in two partitions.
+    """
+    raw = read_json_(path, what="fold split")
+    if not isinstance(raw, dict):
+        raise InputDataError(f"fold split {path} must be a JSON object with keys {list(SPLIT_KEYS)}.")
+    missing = [k for k in SPLIT_KEYS if k not in raw]
+    if missing:
+        raise InputDataError(f"fold split {path} lacks key(s) {missing}. Delete it and rerun `data_splits`.")
+    parts: dict[str, tuple[str, ...]] = {}
+    for name in SPLITS:
+        ids = raw[name]
+        if not isinstance(ids, list) or not all(isinstance(x, str) for x in ids):
+            raise InputDataError(f"fold split {path}: {name!r} must be a list of patient id strings.")
+        dup = sorted({x for x in ids if ids.count(x) > 1})
+        if dup:
+            raise InputDataError(f"fold split {path}: patient(s) listed twice in {name!r}: {_short(dup)}.")
+        parts[name] = tuple(ids)
+    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
+        both = sorted(set(parts[a]) & set(parts[b]))
+        if both:
+            raise InputDataError(
+                f"fold split {path}: {len(both)} patient(s) are in both {a!r} and {b!r} (leakage): {_short(both)}. "
+                "Delete the split files and rerun `data_splits`.")
+    for name in ("train", "test"):
+        if not parts[name]:
+            raise InputDataError(f"fold split {path}: partition {name!r} is empty.")
+    try:
+        fold, n_folds, seed = int(raw["fold"]), int(raw["n_folds"]), int(raw["seed"])
+    except (TypeError, ValueError):
+        raise InputDataError(f"fold split {path}: 'fold', 'n_folds' and 'seed' must be integers.") from None
+    return FoldSplit(fold=fold, n_folds=n_folds, seed=seed, stratify_by=str(raw["stratify_by"]), **parts)
+
+
+def read_task_targets_(labels_path: Path, patients: Sequence[str], task: TaskSpec) -> tuple[Targets, np.ndarray]:
+    """Targets of ``patients`` for ``task`` from the label table (contract §3).
+
+    Returns
+    -------
+    targets : :class:`Targets` aligned to ``patients``.
+    usable : bool array, shape = (len(patients),): the patient has this task's outcome
+        (survival: ``time_days`` and ``event`` known; classification: label != -1).
+
+    Raises
+    ------
+    InputDataError
+        Missing columns, duplicate patients, a split patient without a label row, or bad values.
+    """
+    required = ["patient_id", "time_days", "event"] + ([task.label_column] if task.label_column else [])
+    labels = read_table_(labels_path, required=required, what="label table", dtype={"patient_id": str})
+    dup = labels["patient_id"][labels["patient_id"].duplicated()].tolist()
+    if dup:
+        raise InputDataError(f"label table {labels_path}: duplicate patient_id {_short(dup)}. Rerun `labels_build`.")
+    labels = labels.set_index("patient_id")
+    absent = [p for p in patients if p not in labels.index]
+    if absent:
+        raise InputDataError(f"{len(absent)} patient(s) of the split have no row in the label table "
+                             f"{labels_path}: {_short(absent)}. Rerun `data_splits` after `labels_build`.")
+    rows = labels.loc[list(patients)]
+    time_days = pd.to_numeric(rows["time_days"], errors="coerce").to_numpy(dtype=np.float64)
+    event = pd.to_numeric(rows["event"], errors="coerce").to_numpy(dtype=np.float64)
+    label = np.full(len(patients), -1, dtype=np.int64)
+    if task.kind == "survival":
+        usable = np.isfinite(time_days) & np.isfinite(event)
+        bad_event = [p for p, e, u in zip(patients, event, usable, strict=True) if u and e not in (0.0, 1.0)]
+        if bad_event:
+            raise InputDataError(f"label table {labels_path}: column 'event' must be 0/1 (1 = death observed); "
+                                 f"bad values for {_short(bad_event)}.")
+        bad_time = [p for p, t, u in zip(patients, time_days, usable, strict=True) if u and not t > 0]
+        if bad_time:
+            raise InputDataError(f"label table {labels_path}: column 'time_days' must be > 0 days; "
+                                 f"bad values for {_short(bad_time)}. Fix labels_build.")
+    else:
+        assert task.label_column is not None
+        raw = pd.to_numeric(rows[task.label_column], errors="coerce").to_numpy(dtype=np.float64)
+        raw = np.where(np.isfinite(raw), raw, -1.0)
+        bad = [p for p, v in zip(patients, raw, strict=True) if v != -1 and (v not in range(task.n_classes))]
+        if bad:
+            raise InputDataError(
+                f"label table {labels_path}: column {task.label_column!r} must hold class indices "
+                f"0..{task.n_classes - 1} or -1 (missing); bad values for {_short(bad)}.")
+        label = raw.astype(np.int64)
+        usable = label >= 0
+    return Targets(time_days=time_days, event=event, label=label), usable
+
+
+def _fold_config(cfg: GliofuseConfig, model_name: str, task: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The settings a fold's result depends on (models/tasks lists and device excluded)."""
+    t = cfg.training
+    return {"seed": cfg.seed, "model": model_name, "task": task, "model_params": params,
+            "epochs": t.epochs, "batch_size": t.batch_size, "lr": t.lr, "weight_decay": t.weight_decay,
+            "patience": t.patience, "max_patches": t.max_patches, "n_top_genes": t.n_top_genes}
+
+
+def _features_digest(infos: Sequence[FeatureFileInfo]) -> str:
+    """Cheap identity of the feature files: name, shape and their own provenance attribute."""
+    blob = json.dumps([[i.path.name, i.status, i.n_patches, i.embed_dim, i.provenance] for i in infos])
+    return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
+
+
+def _normalised(obj: Any) -> Any:
+    return json.loads(json.dumps(obj, sort_keys=True, default=str))
+
+
+def is_fold_done(out_dir: Path, prov: dict[str, Any]) -> bool:
+    """True when ``out_dir`` holds finished outputs whose provenance matches ``prov``."""
+    pred = Path(out_dir) / "predictions.tsv"
+    side = sidecar_path(pred)
+    if not (pred.exists() and side.exists() and (Path(out_dir) / "checkpoint.pt").exists()):
+        return False
+    try:
+        old = json.loads(side.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    keys = ("gliofuse_version", "config_hash", "inputs", "extra")
+    new = _normalised(prov)
+    return all(old.get(k) == new.get(k) for k in keys)
+
+
+def train_fold_(*, cfg: GliofuseConfig, model_name: str, task: str, split_path: Path, labels_path: Path,
+                omics_path: Path | None, feature_paths: list[Path], out_dir: Path) -> None:
+    """Train ``model_name`` for ``task`` on one cross-validation fold and write its outputs.
+
+    Parameters
+    ----------
+    cfg : validated configuration; uses ``seed`` and the ``training`` section
+        (``model_overrides[model_name]`` are the model's hyper-parameter overrides).
+    model_name : registered model (``gliofuse models list``).
+    task : ``"survival"``, ``"grade"`` or ``"diagnosis"``.
+    split_path : ``results/splits/fold_<k>.json`` (contract §7).
+    labels_path : ``results/labels/labels.tsv`` (contract §3).
+    omics_path : ``results/omics/expression.h5`` (contract §6); may be None for WSI-only models.
+    feature_paths : slide feature files (contract §5); patient id = first 12 characters of the stem.
+        May be empty for omics-only models.
+    out_dir : ``results/training/<model>/<task>/fold_<k>/``; receives ``checkpoint.pt``,
+        ``history.tsv`` and ``predictions.tsv`` (contract §8).
+
+    Notes
+    -----
+    Patients without the task's outcome (survival: unknown time/event; classification: label -1)
+    are dropped from training and from the prediction table; counts are logged. Omics are
+    reduced to the ``training.n_top_genes`` most variable genes and z-scored with statistics of
+    the training partition only. If ``out_dir/predictions.tsv`` exists with matching provenance
+    the fold is skipped.
+
+    Raises
+    ------
+    ConfigError
+        Unknown model, task or model parameter; task unsupported by the model; a needed input not given.
+    InputDataError
+        The split, labels, features or omics violate their contracts, or a split patient lacks one.
+    """
+    from gliofuse.models.heads import build_head
+    from gliofuse.models.registry import create_model, get_model_card, resolve_model_params
+    from gliofuse.seed import seed_everything
+    from gliofuse.training.harness import FitConfig, fit_fold_
+
+    spec = get_task(task)
+    card = get_model_card(model_name)
+    if spec.name not in card.tasks:
+        raise ConfigError(f"model {model_name!r} does not support task {spec.name!r} (it supports "
+                          f"{list(card.tasks)}). Change training.tasks or training.models.")
+    params = resolve_model_params(model_name, **cfg.training.model_overrides.get(model_name, {}))
+    uses_wsi, uses_omics = "wsi" in card.modalities, "omics" in card.modalities
+    if uses_omics and omics_path is None:
+        raise ConfigError(f"model {model_name!r} reads omics but no omics matrix was given (--omics).")
+    if uses_wsi and not feature_paths:
+        raise ConfigError(f"model {model_name!r} reads WSI features but no feature files were given (--features).")
+
+    out_dir = Path(out_dir)
+    split = read_split_(Path(split_path))
+    patients = split.patients
+
+    inputs: dict[str, Path] = {"split": Path(split_path), "labels": Path(labels_path)}
+    by_patient: dict[str, list[FeatureFileInfo]] = {}
+    wsi_dim = 0
+    extra: dict[str, Any] = {"model": model_name, "task": spec.name, "fold": split.fold}
+    if uses_wsi:
+        wanted = set(patients)
+        fold_files = [Path(p) for p in feature_paths if patient_id_from_path(p) in wanted]
+        by_patient, wsi_dim = group_feature_files_(fold_files)
+        no_feat = [p for p in patients if p not in by_patient]
+        if no_feat:
+            raise InputDataError(
+                f"{len(no_feat)} patient(s) of split {split_path} have no usable slide feature file "
+                f"(status ok, N > 0) among the {len(feature_paths)} given: {_short(no_feat)}. "
+                "Rerun `data_splits` (cohort.tsv keeps patients with an ok slide) or `features_extract`.")
+        extra["features_digest"] = _features_digest([i for p in sorted(by_patient) for i in by_patient[p]])
+    if uses_omics:
+        assert omics_path is not None
+        inputs["omics"] = Path(omics_path)
+    prov = provenance(config=_fold_config(cfg, model_name, spec.name, params), inputs=inputs, extra=extra)
+    if is_fold_done(out_dir, prov):
+        logger.info("fold %d of %s/%s is already trained (provenance matches); skipping %s",
+                    split.fold, model_name, spec.name, out_dir)
+        return
+
+    targets, usable = read_task_targets_(Path(labels_path), patients, spec)
+    omics_rows = None
+    if uses_omics:
+        matrix = read_omics_(Path(omics_path))  # type: ignore[arg-type]
+        no_omics = [p for p in patients if p not in set(matrix.patients)]
+        if no_omics:
+            raise InputDataError(f"{len(no_omics)} patient(s) of split {split_path} have no profile in the omics "
+                                 f"matrix {omics_path}: {_short(no_omics)}. Rerun `data_splits` after `omics_matrix`.")
+        omics_rows = matrix.rows(patients)
+
+    index = {p: i for i, p in enumerate(patients)}
+    keep: dict[str, list[int]] = {}
+    dropped: dict[str, int] = {}
+    for name in SPLITS:
+        idx = [index[p] for p in split.partition(name)]
+        keep[name] = [i for i in idx if usable[i]]
+        dropped[name] = len(idx) - len(keep[name])
+    if sum(dropped.values()):
+        what = "unknown time_days/event" if spec.kind == "survival" else f"{spec.label_column} = -1"
+        logger.info("task %s: dropped %d of %d patients with %s (train %d, val %d, test %d)", spec.name,
+                    sum(dropped.values()), len(patients), what, dropped["train"], dropped["val"], dropped["test"])
+    if len(keep["train"]) < 2:
+        raise InputDataError(f"task {spec.name}: fewer than 2 training patients with an outcome in fold "
+                             f"{split.fold} ({split_path}).")
+    if spec.kind == "survival" and not np.nansum(targets.event[keep["train"]]) > 0:
+        raise InputDataError(f"task survival: no death event among the training patients of fold {split.fold}; "
+                             "the Cox model cannot be fit. Use fewer folds or stratify_by: event.")
+
+    preproc = None
+    if omics_rows is not None:
+        preproc = OmicsPreprocessor(n_top_genes=cfg.training.n_top_genes).fit(omics_rows[keep["train"]])
+
+    seed = cfg.seed + split.fold
+
+    def make(name: str) -> PatientBagDataset:
+        idx = keep[name]
+        sub = Targets(time_days=targets.time_days[idx], event=targets.event[idx], label=targets.label[idx])
+        return PatientBagDataset(
+            patient_ids=[patients[i] for i in idx], slide_files=by_patient if uses_wsi else None,
+            omics=None if preproc is None else preproc.transform(omics_rows[idx]),  # type: ignore[index]
+            targets=sub, max_patches=cfg.training.max_patches if name == "train" else None, seed=seed)
+
+    datasets = {name: make(name) for name in SPLITS}
+    input_dims = {"wsi": wsi_dim, "omics": 0 if preproc is None else preproc.n_features}
+    seed_everything(seed)
+    model = create_model(model_name, input_dims=input_dims, tasks=(spec.name,), **params)
+    head = build_head(spec.kind, model.embed_dim, spec.n_classes)
+    fit = FitConfig(epochs=cfg.training.epochs, batch_size=cfg.training.batch_size, lr=cfg.training.lr,
+                    weight_decay=cfg.training.weight_decay, patience=cfg.training.patience,
+                    device=cfg.training.device, seed=seed)
+    fit_fold_(model=model, head=head, task=spec, datasets=datasets, fit=fit, out_dir=out_dir,
+              model_name=model_name, fold=split.fold, prov=prov,
+              checkpoint_extra={"model_params": params, "input_dims": input_dims,
+                                "omics_preprocessing": None if preproc is None else preproc.state_dict(),
+                                "split": {"path": str(split_path), "fold": split.fold, "n_folds": split.n_folds,
+                                          "seed": split.seed, "stratify_by": split.stratify_by},
+                                "n_patients": {k: len(v) for k, v in keep.items()}, "dropped": dropped})
