@@ -12,6 +12,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/gdc.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/labels.smk"
 include: "workflow/rules/wsi.smk"
@@ -23,7 +24,7 @@ include: "workflow/rules/report.smk"
 
 
 onstart:
-    print(f"gliofuse: cohort={CFG.cohort.value}, {len(SLIDES)} slides, models={MODELS}, tasks={TASKS}")
+    print(f"gliofuse: cohort={CFG.cohort.value}, {describe_slides()}, models={MODELS}, tasks={TASKS}")
 
 
 onsuccess:

@@ -23,17 +23,26 @@ GPU_FEATURES = 1 if CFG.features.device.startswith("cuda") else 0
 GPU_TRAINING = 1 if CFG.training.device.startswith("cuda") else 0
 
 
+# cohort: tcga + gdc.download: true -> query + download (workflow/rules/gdc.smk); the slide list comes from
+# the gdc_query checkpoint's manifest. Otherwise the slides are the demo plan's or those already on disk.
+if CFG.gdc.download and CFG.cohort.value != "tcga":
+    raise WorkflowError("gdc.download: true needs cohort: tcga (the demo cohort is generated, not downloaded).")
+GDC_DOWNLOAD = CFG.cohort.value == "tcga" and CFG.gdc.download
+
+
 def _list_slides() -> list[str]:
     if CFG.cohort.value == "demo":
         from gliofuse.demo.plan import plan_cohort
 
         return list(plan_cohort(seed=CFG.seed, cfg=CFG.demo).slide_ids)
+    if GDC_DOWNLOAD:
+        return []  # known once the gdc_query checkpoint has run: use get_slides()
     slide_dir = Path(DATA_ROOT, "slides")
     found = sorted(p.stem for p in slide_dir.glob("*.svs"))
     if not found:
         raise WorkflowError(
-            f"cohort 'tcga': no .svs slide under {slide_dir}. Download them first (gdc stage) "
-            "or set data_root to the folder that holds slides/, rnaseq/ and metadata/."
+            f"cohort 'tcga': no .svs slide under {slide_dir}. Set gdc.download: true to download them from the "
+            "GDC, or set data_root to the folder that holds slides/, rnaseq/ and metadata/."
         )
     return found
 
@@ -81,16 +90,62 @@ def feature_path(slide: str) -> str:
     return f"results/features/{ENCODER}/{slide}.h5"
 
 
+def get_user_manifest(wildcards=None) -> list[str]:
+    """The user-supplied GDC manifest (gdc.manifest) as a checkpoint input, or nothing."""
+    return [CFG.gdc.manifest] if CFG.gdc.manifest else []
+
+
+def get_gdc_root(wildcards, output) -> str:
+    """Data root written by gdc_query: the folder two levels above metadata/manifest.tsv."""
+    return str(Path(output.manifest).parent.parent)
+
+
+def get_gdc_manifest(wildcards=None) -> str:
+    """metadata/manifest.tsv written by the gdc_query checkpoint (waits for it)."""
+    return checkpoints.gdc_query.get().output.manifest
+
+
+def _gdc_rows():
+    from gliofuse.gdc.manifest import read_manifest_
+
+    return read_manifest_(Path(get_gdc_manifest()))
+
+
+def get_slides() -> list[str]:
+    """Slide ids of the run: the GDC manifest's (download mode, checkpoint-aware) or SLIDES."""
+    if GDC_DOWNLOAD:
+        from gliofuse.gdc.manifest import slide_ids
+
+        return slide_ids(_gdc_rows())
+    return SLIDES
+
+
+def describe_slides() -> str:
+    return "slides from the GDC manifest" if GDC_DOWNLOAD else f"{len(SLIDES)} slides"
+
+
+def get_rnaseq_inputs(wildcards=None) -> list[str]:
+    """STAR - Counts inputs of omics_matrix: each downloaded file (download mode) or the rnaseq/ folder."""
+    if GDC_DOWNLOAD:
+        return [data_path(str(r.relpath)) for r in _gdc_rows() if r.kind == "rnaseq"]
+    return [data_path("rnaseq")]
+
+
+def get_all_gdc_files(wildcards=None) -> list[str]:
+    """Every file of the GDC manifest at its data-root path (target of gdc_download_all)."""
+    return [data_path(str(r.relpath)) for r in _gdc_rows()]
+
+
 def get_all_features(wildcards=None) -> list[str]:
-    return [feature_path(s) for s in SLIDES]
+    return [feature_path(s) for s in get_slides()]
 
 
 def get_all_slide_status(wildcards=None) -> list[str]:
-    return [f"results/wsi/status/{s}.json" for s in SLIDES]
+    return [f"results/wsi/status/{s}.json" for s in get_slides()]
 
 
 def get_all_slide_qc(wildcards=None) -> list[str]:
-    return [f"results/wsi/qc/{s}.png" for s in SLIDES]
+    return [f"results/wsi/qc/{s}.png" for s in get_slides()]
 
 
 def get_fold_predictions(wildcards) -> list[str]:

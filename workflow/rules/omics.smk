@@ -5,10 +5,12 @@ rule omics_matrix:
     input:
         cfg=cfg_path("omics"),
         files=data_path("metadata", "files_rnaseq.json"),
-        rnaseq=data_path("rnaseq"),
+        star=get_rnaseq_inputs,
     output:
         matrix="results/omics/expression.h5",
         samples="results/omics/samples.tsv",
+    params:
+        rnaseq_dir=data_path("rnaseq"),
     log:
         "results/logs/omics_matrix/omics.log",
     resources:
@@ -16,5 +18,5 @@ rule omics_matrix:
     conda:
         "../../envs/data.yaml"
     shell:
-        "gliofuse omics matrix --config {input.cfg} --files-meta {input.files} --rnaseq-dir {input.rnaseq}"
+        "gliofuse omics matrix --config {input.cfg} --files-meta {input.files} --rnaseq-dir {params.rnaseq_dir}"
         " --out {output.matrix} --out-samples {output.samples} > {log} 2>&1"

@@ -47,11 +47,10 @@ def write_aperio_svs_(path: str | os.PathLike[str], rgb: np.ndarray, *, mpp: flo
         lh, lw = levels[-1].shape[:2]
         img = img.resize((lw // downsample, lh // downsample), Image.Resampling.BOX)
         levels.append(np.asarray(img))
-    with atomic_path(path) as tmp:
-        with tifffile.TiffWriter(tmp, bigtiff=False) as tw:
-            for i, lvl in enumerate(levels):
-                tw.write(
-                    lvl, tile=(tile, tile), compression="jpeg", compressionargs={"level": quality},
-                    photometric="rgb", description=desc if i == 0 else None, metadata=None,
-                    subfiletype=0 if i == 0 else 1,
-                )
+    with atomic_path(path) as tmp, tifffile.TiffWriter(tmp, bigtiff=False) as tw:
+        for i, lvl in enumerate(levels):
+            tw.write(
+                lvl, tile=(tile, tile), compression="jpeg", compressionargs={"level": quality},
+                photometric="rgb", description=desc if i == 0 else None, metadata=None,
+                subfiletype=0 if i == 0 else 1,
+            )

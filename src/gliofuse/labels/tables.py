@@ -67,6 +67,9 @@ def build_labels(*, cases: list[dict], molecular: pd.DataFrame, strict: bool, su
         log.warning("%d of %d patients have no IDH label in the molecular table", n_no_mol, len(df))
     counts = df["who2021_class"].fillna("missing").value_counts().to_dict()
     log.info("WHO-2021 classes: %s", counts)
+    n_surv = int((df["time_days"].notna() & df["event"].notna()).sum())
+    log.info("patients with a label per task (others are left out of that task only): survival %d, diagnosis %d, "
+             "grade %d, of %d", n_surv, int((df["diagnosis"] >= 0).sum()), int((df["grade"] >= 0).sum()), len(df))
     return df[list(LABEL_COLUMNS)].sort_values("patient_id").reset_index(drop=True)
 
 
