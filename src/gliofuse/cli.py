@@ -76,6 +76,48 @@ def cmd_demo_generate(args: argparse.Namespace) -> None:
     generate_cohort_(seed=cfg.seed, cfg=cfg.demo, out_dir=Path(args.out))
 
 
+def cmd_gdc_query(args: argparse.Namespace) -> None:
+    from gliofuse.gdc.client import client_from_config
+    from gliofuse.gdc.query import query_cohort_
+
+    cfg = _cfg(args)
+    manifest = args.manifest or cfg.gdc.manifest
+    out_dir = Path(args.out_dir) if args.out_dir else cfg.resolved_data_root()
+    query_cohort_(client=client_from_config(cfg.gdc), out_dir=out_dir, projects=cfg.gdc.projects,
+                  config=_section(cfg, "gdc"), page_size=cfg.gdc.page_size, max_patients=cfg.gdc.max_patients,
+                  user_manifest=Path(manifest) if manifest else None)
+
+
+def cmd_gdc_download(args: argparse.Namespace) -> None:
+    from gliofuse.gdc.client import client_from_config
+    from gliofuse.gdc.download import download_all_, download_file_
+    from gliofuse.gdc.manifest import read_manifest_
+    from gliofuse.gdc.query import MANIFEST_TSV
+
+    cfg = _cfg(args)
+    root = Path(args.data_root) if args.data_root else cfg.resolved_data_root()
+    rows = read_manifest_(Path(args.manifest) if args.manifest else root / MANIFEST_TSV)
+    client = client_from_config(cfg.gdc)
+    if args.file_id or args.file_name:
+        chosen = [r for r in rows if (not args.file_id or r.id == args.file_id)
+                  and (not args.file_name or r.filename == args.file_name)]
+        if len(chosen) != 1:
+            raise ConfigError(f"--file-id {args.file_id!r} / --file-name {args.file_name!r} select {len(chosen)} "
+                              "manifest rows; they must select exactly one.")
+        row = chosen[0]
+        out = Path(args.out) if args.out else root / row.relpath
+        if out.name != row.filename:
+            raise ConfigError(f"--out {out} does not end in the file name {row.filename!r} of file {row.id}.")
+        download_file_(client, row, out, refetch_on_mismatch=cfg.gdc.refetch_on_mismatch)
+        return
+    if args.out:
+        raise ConfigError("--out needs --file-id or --file-name (one file); without them every file goes to --data-root.")
+    if args.kind:
+        rows = [r for r in rows if r.kind == args.kind]
+    results = download_all_(client, rows, root, jobs=args.jobs, refetch_on_mismatch=cfg.gdc.refetch_on_mismatch)
+    log.info("%d files verified under %s (%d already present)", len(results), root, sum(r.skipped for r in results))
+
+
 def cmd_labels_build(args: argparse.Namespace) -> None:
     from gliofuse.labels.tables import build_label_table_, shipped_molecular_table
 
@@ -92,8 +134,10 @@ def cmd_wsi_patch(args: argparse.Namespace) -> None:
     from gliofuse.wsi.patch import patch_slide_
 
     cfg = _cfg(args)
+    opt = {name: Path(getattr(args, name)) if getattr(args, name) else None
+           for name in ("out_geojson", "out_thumbnail", "out_contours")}
     patch_slide_(slide_path=Path(args.slide), cfg=cfg.wsi, out_coords=Path(args.out_coords),
-                 out_qc=Path(args.out_qc), out_status=Path(args.out_status), mpp_override=args.mpp)
+                 out_qc=Path(args.out_qc), out_status=Path(args.out_status), mpp_override=args.mpp, **opt)
 
 
 def cmd_features_extract(args: argparse.Namespace) -> None:
@@ -102,7 +146,8 @@ def cmd_features_extract(args: argparse.Namespace) -> None:
     cfg = _cfg(args)
     _torch_threads(args.threads)
     extract_slide_(slide_path=Path(args.slide), coords_path=Path(args.coords), cfg=cfg.features,
-                   out_path=Path(args.out), seed=cfg.seed)
+                   out_path=Path(args.out), seed=cfg.seed,
+                   out_status=Path(args.out_status) if args.out_status else None, num_workers=args.num_workers)
 
 
 def cmd_omics_matrix(args: argparse.Namespace) -> None:
@@ -151,8 +196,9 @@ def cmd_evaluate_model(args: argparse.Namespace) -> None:
     from gliofuse.evaluation.aggregate import evaluate_model_
 
     cfg = _cfg(args)
+    ev = cfg.evaluation
     evaluate_model_(prediction_paths=[Path(p) for p in args.predictions], model=args.model, task=args.task,
-                    n_bootstrap=cfg.evaluation.n_bootstrap, seed=cfg.seed,
+                    n_bootstrap=ev.n_bootstrap, seed=cfg.seed, time_quantiles=ev.time_quantiles, n_times=ev.n_times,
                     out_predictions=Path(args.out_predictions), out_metrics=Path(args.out_metrics))
 
 
@@ -162,29 +208,82 @@ def cmd_evaluate_summary(args: argparse.Namespace) -> None:
     summarise_(metrics_paths=[Path(p) for p in args.metrics], out_summary=Path(args.out))
 
 
+def cmd_evaluate_compare(args: argparse.Namespace) -> None:
+    from gliofuse.evaluation.compare import compare_models_
+
+    cfg = _cfg(args)
+    compare_models_(oof_paths=[Path(p) for p in args.oof], reference=args.reference,
+                    cards_path=Path(args.cards) if args.cards else None, n_bootstrap=cfg.evaluation.n_bootstrap,
+                    seed=cfg.seed, out_comparisons=Path(args.out_comparisons), out_ablation=Path(args.out_ablation))
+
+
+def _vector(args: argparse.Namespace) -> Path | None:
+    return Path(args.out_vector) if args.out_vector else None
+
+
 def cmd_report_model(args: argparse.Namespace) -> None:
     from gliofuse.report.figures import plot_model_task_
 
-    plot_model_task_(oof_path=Path(args.oof), task=args.task, out_png=Path(args.out))
+    plot_model_task_(oof_path=Path(args.oof), task=args.task, out_png=Path(args.out), out_vector=_vector(args),
+                     dpi=args.dpi)
 
 
 def cmd_report_summary(args: argparse.Namespace) -> None:
     from gliofuse.report.figures import plot_summary_
 
-    plot_summary_(summary_path=Path(args.summary), out_png=Path(args.out))
+    plot_summary_(summary_path=Path(args.summary), out_png=Path(args.out), out_vector=_vector(args), dpi=args.dpi)
 
 
 def cmd_report_cohort(args: argparse.Namespace) -> None:
     from gliofuse.report.figures import plot_cohort_
 
-    plot_cohort_(labels_path=Path(args.labels), out_png=Path(args.out))
+    plot_cohort_(labels_path=Path(args.labels), out_png=Path(args.out), out_vector=_vector(args), dpi=args.dpi)
 
 
 def cmd_report_qc(args: argparse.Namespace) -> None:
     from gliofuse.report.qc import qc_summary_
 
     qc_summary_(status_paths=[Path(p) for p in args.status], qc_pngs=[Path(p) for p in args.qc],
-                out_table=Path(args.out_table), out_png=Path(args.out_png))
+                out_table=Path(args.out_table), out_png=Path(args.out_png),
+                feature_status_paths=[Path(p) for p in args.feature_status] if args.feature_status else None)
+
+
+def cmd_report_training(args: argparse.Namespace) -> None:
+    from gliofuse.report.training import plot_gc_dynamics_, plot_training_
+
+    history = [Path(p) for p in args.history]
+    plot_training_(history_paths=history, out_png=Path(args.out), out_vector=_vector(args), dpi=args.dpi)
+    if args.gc_out_dir:
+        plot_gc_dynamics_(history_paths=history, out_dir=Path(args.gc_out_dir), dpi=args.dpi)
+
+
+def cmd_report_forest(args: argparse.Namespace) -> None:
+    from gliofuse.report.forest import plot_forest_
+
+    plot_forest_(comparisons_path=Path(args.comparisons), ablation_path=Path(args.ablation) if args.ablation else None,
+                 out_png=Path(args.out), out_vector=_vector(args), dpi=args.dpi)
+
+
+def cmd_report_attention(args: argparse.Namespace) -> None:
+    from gliofuse.report.attention import plot_attention_
+
+    plot_attention_(oof_path=Path(args.oof), fold_dirs=[Path(p) for p in args.fold_dirs],
+                    thumbnails=[Path(p) for p in args.thumbnails], coords=[Path(p) for p in args.coords],
+                    out_dir=Path(args.out_dir), n_patients=args.n_patients, dpi=args.dpi)
+
+
+def cmd_report_markdown(args: argparse.Namespace) -> None:
+    from gliofuse.report.tables import write_summary_markdown_
+
+    cfg = _cfg(args)
+    write_summary_markdown_(summary_path=Path(args.summary), comparisons_path=Path(args.comparisons),
+                            ablation_path=Path(args.ablation), out=Path(args.out), title=cfg.report.title)
+
+
+def cmd_report_cards(args: argparse.Namespace) -> None:
+    from gliofuse.report.tables import model_cards_
+
+    model_cards_(models=args.models, prediction_paths=[Path(p) for p in args.predictions or []], out=Path(args.out))
 
 
 # --- parser ---------------------------------------------------------------------------------------------
@@ -219,6 +318,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(g, "generate", cmd_demo_generate, "write the demo cohort in GDC layout")
     p.add_argument("--out", required=True, help="data root to write (slides/, rnaseq/, metadata/, labels/, truth/)")
 
+    g = group("gdc", "TCGA acquisition from the NCI GDC")
+    p = _add(g, "query", cmd_gdc_query, "query slides, STAR counts and cases; write metadata/*.json + manifest.tsv")
+    p.add_argument("--out-dir", default=None, help="data root to write metadata/ into (default: the config's data_root)")
+    p.add_argument("--manifest", default=None, help="user manifest TSV fixing the file list (default: gdc.manifest)")
+    p = _add(g, "download", cmd_gdc_download, "download manifest files (Range resume, size + md5 check)")
+    p.add_argument("--manifest", default=None, help="manifest TSV (default: <data_root>/metadata/manifest.tsv)")
+    p.add_argument("--data-root", default=None, help="data root (default: the config's data_root)")
+    p.add_argument("--file-id", default=None, help="download only this file id")
+    p.add_argument("--file-name", default=None, help="download only the file with this name")
+    p.add_argument("--out", default=None, help="output path of the one selected file (default: its data-root path)")
+    p.add_argument("--kind", choices=["slide", "rnaseq"], default=None, help="only files of this kind")
+    p.add_argument("--jobs", type=int, default=4, help="parallel connections (all-files mode)")
+
     g = group("labels", "patient label table")
     p = _add(g, "build", cmd_labels_build, "survival + WHO-2021 labels -> labels.tsv")
     p.add_argument("--cases", required=True, help="GDC /cases JSON (metadata/cases.json)")
@@ -233,13 +345,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-qc", required=True)
     p.add_argument("--out-status", required=True)
     p.add_argument("--mpp", type=float, default=None, help="override the slide's microns per pixel")
+    p.add_argument("--out-geojson", default=None, help="tissue polygons with holes (GeoJSON, level-0 px)")
+    p.add_argument("--out-thumbnail", default=None, help="JPEG thumbnail")
+    p.add_argument("--out-contours", default=None, help="JPEG contour overlay (tissue green, holes blue)")
 
     g = group("features", "patch feature extraction")
     p = _add(g, "extract", cmd_features_extract, "encode the patches of one slide")
     p.add_argument("--slide", required=True)
     p.add_argument("--coords", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--out-status", default=None, help="status JSON of the slide (ok / skipped / failed)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p.add_argument("--num-workers", type=int, default=None, help="DataLoader workers (overrides features.num_workers)")
 
     g = group("omics", "RNA-seq expression")
     p = _add(g, "matrix", cmd_omics_matrix, "STAR - Counts files -> patient x gene matrix")
@@ -277,23 +394,67 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(g, "summary", cmd_evaluate_summary, "one summary table over models and tasks", config=False)
     p.add_argument("--metrics", nargs="+", required=True)
     p.add_argument("--out", required=True)
+    p = _add(g, "compare", cmd_evaluate_compare,
+             "paired bootstrap comparisons against the reference model, and the ablation table")
+    p.add_argument("--oof", nargs="+", required=True, help="predictions_oof.tsv of every model and task")
+    p.add_argument("--reference", required=True, help="the main model (evaluation.reference_model)")
+    p.add_argument("--cards", default=None, help="model cards JSON (gliofuse report cards); needed for ablations")
+    p.add_argument("--out-comparisons", required=True)
+    p.add_argument("--out-ablation", required=True)
 
     g = group("report", "figures and tables for the report")
-    p = _add(g, "model", cmd_report_model, "KM / ROC figure of one model and task", config=False)
+
+    def figure_args(p: argparse.ArgumentParser, out_help: str = "output PNG") -> None:
+        p.add_argument("--out", required=True, help=out_help)
+        p.add_argument("--out-vector", default=None, help="vector twin (.svg or .pdf; default: --out with .svg)")
+        p.add_argument("--dpi", type=int, default=110, help="PNG resolution (report.dpi)")
+
+    p = _add(g, "model", cmd_report_model, "KM (with numbers at risk) / ROC + confusion figure of one model and task",
+             config=False)
     p.add_argument("--oof", required=True)
     p.add_argument("--task", required=True)
-    p.add_argument("--out", required=True)
+    figure_args(p)
     p = _add(g, "summary", cmd_report_summary, "metric overview figure", config=False)
     p.add_argument("--summary", required=True)
-    p.add_argument("--out", required=True)
+    figure_args(p)
     p = _add(g, "cohort", cmd_report_cohort, "cohort overview figure", config=False)
     p.add_argument("--labels", required=True)
-    p.add_argument("--out", required=True)
+    figure_args(p)
     p = _add(g, "qc", cmd_report_qc, "slide QC table and mosaic", config=False)
     p.add_argument("--status", nargs="+", required=True)
     p.add_argument("--qc", nargs="+", required=True)
+    p.add_argument("--feature-status", nargs="*", default=None, help="features status JSONs (adds features_* columns)")
     p.add_argument("--out-table", required=True)
     p.add_argument("--out-png", required=True)
+    p = _add(g, "training", cmd_report_training,
+             "training curves of one model and task (+ gradient-coordination dynamics if recorded)", config=False)
+    p.add_argument("--history", nargs="+", required=True, help="history.tsv of each fold")
+    figure_args(p)
+    p.add_argument("--gc-out-dir", default=None,
+                   help="folder for gc_dynamics.png/.svg (left empty when no fold has gc_dynamics.tsv)")
+    p = _add(g, "forest", cmd_report_forest, "forest plot of the model comparisons", config=False)
+    p.add_argument("--comparisons", required=True)
+    p.add_argument("--ablation", default=None)
+    figure_args(p)
+    p = _add(g, "attention", cmd_report_attention, "attention heatmaps of a few patients (models that record them)",
+             config=False)
+    p.add_argument("--oof", required=True)
+    p.add_argument("--fold-dirs", nargs="+", required=True)
+    p.add_argument("--thumbnails", nargs="+", required=True)
+    p.add_argument("--coords", nargs="+", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--n-patients", type=int, default=3)
+    p.add_argument("--dpi", type=int, default=110)
+    p = _add(g, "markdown", cmd_report_markdown, "results/summary.md with the main tables")
+    p.add_argument("--summary", required=True)
+    p.add_argument("--comparisons", required=True)
+    p.add_argument("--ablation", required=True)
+    p.add_argument("--out", required=True)
+    p = _add(g, "cards", cmd_report_cards, "model cards JSON (from prediction sidecars, else the registry)",
+             config=False)
+    p.add_argument("--models", nargs="+", required=True)
+    p.add_argument("--predictions", nargs="*", default=None, help="prediction tables whose sidecars may hold a card")
+    p.add_argument("--out", required=True)
     return parser
 
 

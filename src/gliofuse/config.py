@@ -9,15 +9,15 @@ from __future__ import annotations
 
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gliofuse.errors import ConfigError
 
 SECTIONS: tuple[str, ...] = (
-    "demo", "labels", "omics", "wsi", "features", "data", "training", "evaluation", "report",
+    "demo", "gdc", "labels", "omics", "wsi", "features", "data", "training", "evaluation", "report",
 )
 
 
@@ -48,6 +48,31 @@ class DemoConfig(_Section):
     censoring_fraction: float = Field(0.35, ge=0, lt=1, description="Approximate fraction of censored patients.")
 
 
+class GdcConfig(_Section):
+    """TCGA acquisition from the NCI GDC (used when ``cohort: tcga``)."""
+
+    download: bool = Field(
+        False, description="true: query the GDC (checkpoint gdc_query) and download slides + STAR counts into data_root; "
+        "false: the data are already on disk under data_root (slides/, rnaseq/, metadata/).")
+    api_url: str = Field("https://api.gdc.cancer.gov", pattern="^https?://",
+                         description="GDC API base URL (a local test double: http://127.0.0.1:<port>).")
+    projects: list[str] = Field(["TCGA-GBM", "TCGA-LGG"], min_length=1, description="GDC project ids to query.")
+    manifest: str | None = Field(
+        None, description="User-supplied manifest TSV (id, filename, md5, size[, state, kind, patient_id]); it fixes "
+        "the file list and skips the cohort query. Metadata JSONs beside it (written by `gliofuse gdc query`) are reused.")
+    max_patients: int | None = Field(
+        None, ge=1, description="Keep only the first N patients with a diagnostic slide (sorted barcodes); None: all.")
+    token_env: str | None = Field(
+        "GDC_TOKEN", description="Environment variable holding a GDC token (controlled data only; never logged or written).")
+    token_file: str | None = Field(None, description="File holding a GDC token, used when token_env is unset or empty.")
+    page_size: int = Field(500, ge=1, le=10000, description="Hits per page of /files and /cases queries.")
+    max_retries: int = Field(5, ge=0, le=50, description="Retries on 429 (honouring Retry-After), 5xx and connection errors.")
+    backoff_s: float = Field(1.0, ge=0, description="First retry delay in seconds; doubled per retry.")
+    max_backoff_s: float = Field(60.0, ge=0, description="Upper bound of one retry delay in seconds.")
+    timeout_s: float = Field(120.0, gt=0, description="Connect/read timeout of one HTTP request in seconds.")
+    refetch_on_mismatch: int = Field(1, ge=0, le=5, description="Downloads of a file again after a size/md5 mismatch before failing.")
+
+
 class LabelsConfig(_Section):
     """Label table: WHO-2021 diagnosis, grade and survival per patient."""
 
@@ -72,29 +97,96 @@ class OmicsConfig(_Section):
 
 
 class WsiConfig(_Section):
-    """Tissue segmentation and patching."""
+    """Tissue segmentation and patching.
 
+    Segmentation parameters left null take the value of ``preset`` (CLAM's presets converted to
+    physical units) or, without a preset, the built-in default named in their description.
+    """
+
+    #: CLAM's tcga / bwh_biopsy / bwh_resection presets in physical units: CLAM segments at a 64x
+    #: downsample of a 40x (0.25 um/px) scan, i.e. 16 um/px, and counts areas in "512 x 512 level-0
+    #: patches" (128 um x 128 um = 16384 um^2); its square closing kernel of k px becomes a disk of
+    #: radius k/2 px = 8k um.
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "tcga": {"seg_mpp": 16.0, "saturation_threshold": 8, "median_blur_px": 7, "close_um": 32.0,
+                 "min_tissue_area_um2": 16 * 16384.0, "min_hole_area_um2": 4 * 16384.0, "max_n_holes": 8},
+        "biopsy": {"seg_mpp": 16.0, "saturation_threshold": 15, "median_blur_px": 11, "close_um": 16.0,
+                   "min_tissue_area_um2": 16384.0, "min_hole_area_um2": 16384.0, "max_n_holes": 2},
+        "resection": {"seg_mpp": 16.0, "saturation_threshold": 15, "median_blur_px": 11, "close_um": 32.0,
+                      "min_tissue_area_um2": 100 * 16384.0, "min_hole_area_um2": 16 * 16384.0,
+                      "max_n_holes": 8},
+    }
+    #: values of the preset-able parameters when neither the config nor a preset sets them
+    BUILTIN: ClassVar[dict[str, Any]] = {
+        "seg_mpp": 8.0, "saturation_threshold": "otsu", "median_blur_px": 7, "close_um": 32.0,
+        "min_tissue_area_um2": 20000.0, "min_hole_area_um2": 20000.0, "max_n_holes": 8,
+    }
+
+    preset: Literal["tcga", "biopsy", "resection"] | None = Field(
+        None, description="Named segmentation preset (CLAM's tcga / bwh_biopsy / bwh_resection in physical "
+        "units); fills the segmentation parameters left null.")
+    overrides_csv: str | None = Field(
+        None, description="CSV with a slide_id column plus any wsi parameter (and 'mpp', um per level-0 px) "
+        "as columns; a non-empty cell overrides that parameter for that slide.")
     target_mpp: float = Field(0.5, gt=0, le=16, description="Microns per pixel to tile at (0.5 ~ 20x).")
     patch_px: int = Field(256, ge=32, le=4096, description="Patch side in pixels at target_mpp.")
-    seg_mpp: float = Field(8.0, gt=0, description="Resolution (um/px) at which the tissue mask is computed.")
-    saturation_threshold: int | None = Field(
-        None, ge=0, le=255, description="HSV saturation threshold; None: Otsu's threshold per slide.")
-    median_blur_px: int = Field(7, ge=1, description="Median filter size (odd, mask pixels).")
-    close_um: float = Field(32.0, ge=0, description="Morphological closing radius in micrometres.")
-    min_tissue_area_um2: float = Field(20000.0, ge=0, description="Drop tissue regions smaller than this (um^2).")
+    seg_mpp: float | None = Field(
+        None, gt=0, description="Resolution (um/px) at which the tissue mask is computed; null: preset or 8.0.")
+    saturation_threshold: Annotated[int, Field(ge=0, le=255)] | Literal["otsu"] | None = Field(
+        None, description="HSV saturation threshold (0-255) or 'otsu' (per slide); null: preset or 'otsu'.")
+    median_blur_px: int | None = Field(
+        None, ge=1, description="Median filter size in mask pixels (made odd); null: preset or 7.")
+    close_um: float | None = Field(
+        None, ge=0, description="Morphological closing radius in micrometres; null: preset or 32.")
+    min_tissue_area_um2: float | None = Field(
+        None, ge=0, description="Drop tissue regions whose net area is below this (um^2); null: preset or 20000.")
+    min_hole_area_um2: float | None = Field(
+        None, ge=0, description="Fill holes smaller than this (um^2); null: preset or 20000.")
+    max_n_holes: int | None = Field(
+        None, ge=0, description="Keep at most this many (largest) holes per tissue region, fill the rest "
+        "(0: holes are tissue); null: preset or 8.")
     min_tissue_fraction: float = Field(0.5, ge=0, le=1, description="Keep patches whose tissue fraction is at least this.")
     default_mpp: float | None = Field(
         None, gt=0, description="mpp for slides with no mpp metadata; None: such slides are skipped with a reason.")
+
+    @model_validator(mode="after")
+    def _fill_preset(self) -> WsiConfig:
+        source = self.PRESETS[self.preset] if self.preset else self.BUILTIN
+        for name, value in source.items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+        return self
 
 
 class FeaturesConfig(_Section):
     """Patch feature extraction."""
 
-    encoder: str = Field("test_resnet", description="Encoder name (gliofuse encoder registry or timm model name).")
+    encoder: str = Field("test_resnet", description="Encoder name (gliofuse encoder registry or timm:<model name>).")
     weights: str | None = Field(None, description="Local weights file (safetensors/pth); None: random init (tests only).")
+    encoder_kwargs: dict[str, Any] = Field(
+        {}, description="Architecture overrides passed to timm.create_model (e.g. {depth: 2}); weights must match.")
     batch_size: int = Field(32, ge=1, description="Patches per forward pass.")
     device: str = Field("auto", pattern="^(auto|cpu|cuda(:\\d+)?)$", description="Torch device.")
-    precision: str = Field("fp32", pattern="^(fp32|bf16|fp16)$", description="Autocast precision on GPU.")
+    precision: str = Field("bf16", pattern="^(fp32|bf16|fp16)$", description="Autocast precision on CUDA.")
+    cpu_bf16: bool = Field(
+        False, description="On CPU, run bf16 autocast too (several times faster on CPUs with AMX/AVX512-BF16; "
+        "features then differ from fp32 by bf16 rounding). false: CPU runs fp32.")
+    compile: bool = Field(False, description="torch.compile the encoder (GPU; the last batch is padded to batch_size).")
+    num_workers: int | None = Field(
+        None, ge=0, description="DataLoader worker processes reading the slide (one slide handle each); "
+        "null: 0 on CPU, min(16, cores - 1) on CUDA.")
+    prefetch_factor: int = Field(4, ge=1, description="Batches each worker reads ahead.")
+    read_strategy: Literal["region", "patch"] = Field(
+        "region", description="'region': one read_region per block of contiguous patches, split in memory; "
+        "'patch': one read per patch.")
+    region_px: int = Field(2048, ge=64, le=16384, description="Largest side (px of the read level) of one region read.")
+    read_retries: int = Field(1, ge=0, description="Retries (with a re-opened slide) of a failed read before "
+                              "its patches are filled white and counted as failed.")
+    max_failed_fraction: float = Field(
+        0.1, ge=0, le=1, description="Slide status 'failed' when more than this fraction of patches is unreadable.")
+    checkpoint_s: float | None = Field(
+        60.0, ge=0, description="Save finished batches every this many seconds under <out>.partial/, so a killed "
+        "job resumes (0: after every batch; null: never).")
     max_patches_per_slide: int | None = Field(None, ge=1, description="Random subsample of patches per slide (seeded).")
 
 
@@ -113,26 +205,148 @@ class TrainingConfig(_Section):
     tasks: list[Task] = Field([Task.survival, Task.grade, Task.diagnosis], min_length=1, description="Tasks to train.")
     epochs: int = Field(30, ge=1, description="Maximum epochs.")
     batch_size: int = Field(16, ge=1, description="Patients per optimisation step.")
-    lr: float = Field(5e-4, gt=0, description="AdamW learning rate.")
-    weight_decay: float = Field(1e-4, ge=0, description="AdamW weight decay.")
-    patience: int = Field(8, ge=1, description="Early stopping patience in epochs (on validation loss).")
+    lr: float = Field(5e-4, gt=0, description="Peak learning rate.")
+    weight_decay: float = Field(1e-4, ge=0, description="Weight decay (decoupled for adamw, L2 for adam/sgd).")
+    patience: int = Field(8, ge=1, description="Early stopping patience in epochs (on the validation `monitor`).")
     max_patches: int = Field(512, ge=1, description="Patches sampled per patient bag in training (all at inference).")
     n_top_genes: int = Field(256, ge=1, description="Most variable genes (on the training fold) fed to omics branches.")
     device: str = Field("auto", pattern="^(auto|cpu|cuda(:\\d+)?)$", description="Torch device.")
     model_overrides: dict[str, dict[str, Any]] = Field(
-        {}, description="Per-model hyper-parameter overrides: {model_name: {param: value}}.")
+        {}, description="Per-model hyper-parameter overrides: {model_name: {param: value}} (e.g. "
+        "subspace_fusion: {token_map: raster, grid_size: 50, gc_mode: reflect}; keys: `gliofuse models list`).")
+    optimizer: Literal["adam", "adamw", "sgd"] = Field(
+        "adamw", description="'adamw' (decoupled weight decay), 'adam' (coupled L2, as the subspace-fusion "
+        "original) or 'sgd' (with `momentum`).")
+    momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (optimizer: sgd only).")
+    scheduler: Literal["none", "cosine"] = Field(
+        "cosine", description="Learning-rate schedule, stepped once per epoch: 'cosine' anneals lr to `min_lr` "
+        "over `epochs` (after `warmup_epochs` of linear warm-up); 'none' keeps lr constant.")
+    min_lr: float = Field(0.0, ge=0, description="Final learning rate of the cosine schedule.")
+    warmup_epochs: int = Field(0, ge=0, description="Epochs of linear learning-rate warm-up (from lr/10).")
+    grad_clip: float | None = Field(None, gt=0, description="Clip the global gradient norm to this value; null: no clipping.")
+    amp: bool = Field(True, description="Mixed precision (autocast) on CUDA; ignored on CPU (always fp32).")
+    amp_dtype: Literal["bf16", "fp16"] = Field(
+        "bf16", description="Autocast dtype on CUDA; fp16 adds a gradient scaler (unscaled before gradient hooks).")
+    survival_loss: Literal["cox", "nll"] = Field(
+        "cox", description="Survival objective: 'cox' (Cox partial likelihood, `risk` = log hazard) or 'nll' "
+        "(discrete-time hazard NLL on `n_bins` time bins, `risk` = -sum of the bin survival probabilities).")
+    n_bins: int = Field(4, ge=2, le=20, description="Survival time bins of the 'nll' loss; edges are quantiles of "
+                        "the training patients' survival times (fold-specific, stored in the checkpoint).")
+    nll_alpha: float = Field(0.0, ge=0, le=1, description="Extra weight on the uncensored term of the 'nll' loss "
+                             "(MCAT's alpha; 0 as in the subspace-fusion original).")
+    diagnosis_classes: Literal[3, 4] = Field(
+        3, description="WHO-2021 diagnosis classes: 3 (astrocytoma IDH-mut, oligodendroglioma, glioblastoma IDH-wt) "
+        "or 4 (the astrocytoma split into grade 2/3 and grade 4, i.e. CDKN2A/B homozygous deletion or "
+        "histologic grade 4: column who2021_grade of the label table).")
+    class_weights: Literal["none", "balanced"] = Field(
+        "none", description="Cross-entropy class weights: 'balanced' = n / (K n_k) on the training patients of the fold.")
+    multitask: bool = Field(
+        False, description="Train one head per task of `tasks` jointly (summed losses, `loss_weights`); each "
+        "job (model x task x fold) still writes the predictions of its own task and selects its epoch on it.")
+    loss_weights: dict[str, float] = Field(
+        {}, description="Per-task loss weights in multitask mode ({survival: 1.0, grade: 0.5}); missing: 1.0.")
+    gene_sets: list[str] = Field(
+        ["tumour", "microenvironment"], min_length=1, description="Gene sets (gliofuse.omics.genesets names, "
+        "matched by symbol) fed as separate omics vectors to gene-subspace models (subspace_fusion: the first "
+        "two are its tumour and microenvironment subspaces); each z-scored on the training patients.")
+    bag_level: Literal["patient", "slide"] = Field(
+        "patient", description="'patient': one bag of all of a patient's slides (slides laid out side by side on "
+        "the 2-D token map); 'slide': one sample per slide, predictions averaged per patient (head outputs).")
+    monitor: Literal["loss", "metric"] = Field(
+        "loss", description="Model selection / early stopping on the validation 'loss' or 'metric' (C-index for "
+        "survival, accuracy for classification).")
+    resume: bool = Field(True, description="Resume an interrupted fold from its last epoch checkpoint (last.pt) "
+                         "when its provenance matches; false: start over.")
+    keep_epoch_checkpoints: bool = Field(
+        False, description="Also keep one checkpoint per epoch (epoch_<k>.pt) beside last.pt.")
+    model_training: dict[str, dict[str, Any]] = Field(
+        {}, description="Per-model overrides of the training settings above: {model_name: {setting: value}} "
+        "(e.g. subspace_fusion: {lr: 2.0e-4, optimizer: adam, survival_loss: nll}); not models, tasks, "
+        "model_overrides or model_training.")
+
+    #: settings that cannot be overridden per model
+    NOT_PER_MODEL: ClassVar[frozenset[str]] = frozenset({"models", "tasks", "model_overrides", "model_training"})
+
+    @model_validator(mode="after")
+    def _check_model_training(self) -> TrainingConfig:
+        for name, overrides in self.model_training.items():
+            bad = sorted(k for k in overrides if k in self.NOT_PER_MODEL or k not in type(self).model_fields)
+            if bad:
+                raise ValueError(f"model_training.{name}: {bad} cannot be set per model; allowed keys are the "
+                                 "training settings except models, tasks, model_overrides and model_training")
+            try:
+                self.for_model(name)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                key = ".".join(str(p) for p in err["loc"])
+                raise ValueError(f"model_training.{name}.{key} = {str(err.get('input'))[:40]!r}: {err['msg']}") from None
+        return self
+
+    def for_model(self, name: str) -> TrainingConfig:
+        """These settings with ``model_training[name]`` applied (validated)."""
+        overrides = self.model_training.get(name)
+        if not overrides:
+            return self
+        data = self.model_dump()
+        data.update(overrides)
+        data["model_training"] = {}
+        return type(self).model_validate(data)
 
 
 class EvaluationConfig(_Section):
     """Metrics and statistics from prediction files."""
 
-    n_bootstrap: int = Field(200, ge=0, description="Bootstrap resamples for confidence intervals (0: none).")
+    #: the main model when ``reference_model`` is unset and it is among ``training.models``
+    DEFAULT_REFERENCE: ClassVar[str] = "subspace_fusion"
+
+    n_bootstrap: int = Field(
+        200, ge=0, description="Patient-level bootstrap resamples for confidence intervals and paired model "
+        "comparisons (0: none).")
+    reference_model: str | None = Field(
+        None, description="Main model every other model is compared with (paired bootstrap on the same "
+        "patients); must be one of training.models. None: 'subspace_fusion' if configured, else the first model.")
+    time_quantiles: tuple[float, float] = Field(
+        (0.05, 0.8), description="Survival time grid of the time-dependent AUC, the integrated Brier score and "
+        "the truncation time of Uno's C-index: from this lower to this upper quantile of the observed times.")
+    n_times: int = Field(15, ge=2, le=200, description="Number of time points of that grid.")
+
+    @field_validator("time_quantiles")
+    @classmethod
+    def _ordered_quantiles(cls, v: tuple[float, float]) -> tuple[float, float]:
+        lo, hi = v
+        if not 0.0 <= lo < hi <= 1.0:
+            raise ValueError(f"needs 0 <= lower < upper <= 1, got [{lo}, {hi}]")
+        return v
+
+
+def resolve_reference_model(evaluation: EvaluationConfig, models: list[str]) -> str:
+    """The main model of the comparisons: ``evaluation.reference_model``, else ``subspace_fusion`` if it is
+    among ``models``, else ``models[0]``.
+
+    Raises
+    ------
+    ConfigError
+        ``evaluation.reference_model`` is set but not one of ``models`` (``training.models``).
+    """
+    if not models:
+        raise ConfigError("training.models is empty: there is no model to evaluate.")
+    ref = evaluation.reference_model
+    if ref is not None:
+        if ref not in models:
+            raise ConfigError(f"evaluation.reference_model = {ref!r} is not one of training.models {models}. "
+                              "Add it to training.models or pick one of them.")
+        return ref
+    return evaluation.DEFAULT_REFERENCE if evaluation.DEFAULT_REFERENCE in models else models[0]
 
 
 class ReportConfig(_Section):
-    """HTML report."""
+    """HTML report and figures."""
 
     title: str = Field("gliofuse report", description="Report title.")
+    attention_patients: int = Field(
+        3, ge=0, le=50, description="Test patients per model and task whose patch attention is drawn over the slide "
+        "thumbnail (models that write attention scores only; 0: none).")
+    dpi: int = Field(110, ge=50, le=600, description="Resolution of the PNG figures (the SVG twins are vector).")
 
 
 class GliofuseConfig(_Section):
@@ -143,6 +357,7 @@ class GliofuseConfig(_Section):
         None, description="Folder with slides/, rnaseq/, metadata/ in GDC layout. None: results/demo (demo) or results/gdc (tcga).")
     seed: int = Field(1337, ge=0, description="Global random seed.")
     demo: DemoConfig = DemoConfig()
+    gdc: GdcConfig = GdcConfig()
     labels: LabelsConfig = LabelsConfig()
     omics: OmicsConfig = OmicsConfig()
     wsi: WsiConfig = WsiConfig()

@@ -162,4 +162,9 @@ def get_final_output(wildcards=None) -> list[str]:
     out = ["results/evaluation/summary.tsv", "results/figures/summary.png", "results/figures/cohort.png",
            "results/qc/slides.tsv", "results/figures/qc_slides.png"]
     out += [f"results/figures/{m}/{t}.png" for m in MODELS for t in TASKS]
+    out += REPORT_OUTPUTS  # comparisons, forest plot, summary.md, training and attention figures (report.smk)
+    # Per-slide features are products in their own right (reused across models and experiments). Listing them
+    # as targets also makes a deleted feature file count as missing: Snakemake 9 does not rebuild a deleted
+    # intermediate whose consumers are up to date, so without this `rm` of one h5 would go unnoticed.
+    out += get_all_features()
     return out

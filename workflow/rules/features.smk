@@ -8,11 +8,12 @@ rule features_extract:
         coords="results/wsi/coords/{slide}.h5",
     output:
         features=f"results/features/{ENCODER}/{{slide}}.h5",
+        status=f"results/features/{ENCODER}/status/{{slide}}.json",
     log:
         f"results/logs/features_extract/{ENCODER}/{{slide}}.log",
     benchmark:
         f"results/benchmarks/features_extract/{ENCODER}/{{slide}}.tsv"
-    threads: 1
+    threads: max(1, CFG.features.num_workers or 1)
     resources:
         mem_mb=4000,
         gpu=GPU_FEATURES,
@@ -20,4 +21,4 @@ rule features_extract:
         "../../envs/torch.yaml"
     shell:
         "gliofuse features extract --config {input.cfg} --slide {input.slide} --coords {input.coords}"
-        " --threads {threads} --out {output.features} > {log} 2>&1"
+        " --threads {threads} --out {output.features} --out-status {output.status} > {log} 2>&1"

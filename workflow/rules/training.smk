@@ -30,6 +30,7 @@ rule train_fold:
         predictions="results/training/{model}/{task}/fold_{fold}/predictions.tsv",
         checkpoint="results/training/{model}/{task}/fold_{fold}/checkpoint.pt",
         history="results/training/{model}/{task}/fold_{fold}/history.tsv",
+        gc_dynamics="results/training/{model}/{task}/fold_{fold}/gc_dynamics.tsv",
     params:
         out_dir="results/training/{model}/{task}/fold_{fold}",
     log:

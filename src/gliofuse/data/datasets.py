@@ -5,9 +5,16 @@ Inputs (docs/data-contracts.md):
 * §5 slide feature files ``results/features/<encoder>/<slide_id>.h5`` (``features`` (N, D)
   float32, ``status`` attr ``ok``/``skipped``). A patient's bag is the concatenation of the
   ``features`` of all its ``ok`` slides; patient id = first 12 characters of the file stem.
-* §6 omics matrix ``results/omics/expression.h5`` (``values`` (P, G), ``patients``, ``genes``).
+* §6 omics matrix ``results/omics/expression.h5`` (``values`` (P, G), ``patients``, ``genes``,
+  ``gene_names``).
 
-Omics preprocessing (:class:`OmicsPreprocessor`) is fit on the training patients only.
+The ``coords`` of §5 become integer grid cells (:func:`grid_positions`); a patient's slides are laid
+out side by side (:func:`layout_slides`) so that 2-D models can build a token map. Bags are per
+patient (all slides) or per slide (``bag_level="slide"``; predictions are then averaged per patient
+by the harness).
+
+Omics preprocessing (:class:`OmicsPreprocessor`, :class:`GeneSetPreprocessor`) is fit on the training
+patients only.
 """
 
 from __future__ import annotations
@@ -49,6 +56,9 @@ class PatientSample:
     time_days: float
     event: float
     label: int
+    wsi_pos: Tensor | None = None
+    omics_sets: dict[str, Tensor] = field(default_factory=dict)
+    labels: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -65,6 +75,12 @@ class Batch:
     time_days : float Tensor, shape = (B,). Survival time in days (NaN if unknown).
     event : float Tensor, shape = (B,). 1 = death observed, 0 = censored (NaN if unknown).
     label : long Tensor, shape = (B,). Class index of the task, -1 if missing.
+    wsi_pos : long Tensor, shape = (B, N_max, 2), or None. Grid cell ``(row, col)`` of each patch on the
+        patient's token map (slides laid out side by side); -1 on padding.
+    omics_sets : dict[str, Tensor], each shape = (B, G_s): one z-scored vector per gene set
+        (``training.gene_sets``); empty when not built.
+    labels : dict[str, Tensor], each long shape = (B,): class labels of other tasks (multi-task
+        training; -1 if missing); empty in single-task training.
     """
 
     wsi: Tensor | None
@@ -74,6 +90,9 @@ class Batch:
     time_days: Tensor
     event: Tensor
     label: Tensor
+    wsi_pos: Tensor | None = None
+    omics_sets: dict[str, Tensor] = field(default_factory=dict)
+    labels: dict[str, Tensor] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.patient_ids)
@@ -85,7 +104,9 @@ class Batch:
 
         return Batch(wsi=mv(self.wsi), wsi_mask=mv(self.wsi_mask), omics=mv(self.omics),
                      patient_ids=list(self.patient_ids), time_days=mv(self.time_days),  # type: ignore[arg-type]
-                     event=mv(self.event), label=mv(self.label))  # type: ignore[arg-type]
+                     event=mv(self.event), label=mv(self.label), wsi_pos=mv(self.wsi_pos),  # type: ignore[arg-type]
+                     omics_sets={k: v.to(device, non_blocking=True) for k, v in self.omics_sets.items()},
+                     labels={k: v.to(device, non_blocking=True) for k, v in self.labels.items()})
 
     @property
     def modalities(self) -> tuple[str, ...]:
@@ -189,6 +210,112 @@ def read_bag_(infos: Sequence[FeatureFileInfo]) -> np.ndarray:
     return bag
 
 
+def _grid_step(coords: np.ndarray) -> float:
+    """Patch pitch in level-0 px: smallest gap between neighbours of one row or one column."""
+    gaps: list[np.ndarray] = []
+    for axis, other in ((0, 1), (1, 0)):
+        order = np.lexsort((coords[:, axis], coords[:, other]))
+        c = coords[order]
+        same_line = c[1:, other] == c[:-1, other]
+        d = np.diff(c[:, axis])[same_line]
+        gaps.append(d[d > 0])
+    found = np.concatenate(gaps)
+    if found.size == 0:  # no two patches share a row or column: use the unique-value gaps
+        found = np.concatenate([np.diff(np.unique(coords[:, 0])), np.diff(np.unique(coords[:, 1]))])
+        found = found[found > 0]
+    return float(found.min()) if found.size else 1.0
+
+
+def raster_positions(n: int) -> np.ndarray:
+    """Cells ``(row, col)`` (n, 2) of n tokens written row by row into a near-square grid."""
+    side = max(1, int(np.ceil(np.sqrt(n))))
+    idx = np.arange(n)
+    return np.stack([idx // side, idx % side], axis=1).astype(np.int64)
+
+
+def grid_positions(coords: np.ndarray) -> np.ndarray:
+    """Integer grid cells of patches from their level-0 coordinates.
+
+    Parameters
+    ----------
+    coords : int array, shape = (N, 2), level-0 ``(x, y)`` of each patch's top-left corner (contract §5).
+
+    Returns
+    -------
+    int64 array, shape = (N, 2): ``(row, col)`` = ``round((y - y_min) / pitch)``, ``round((x - x_min) / pitch)``
+    where the pitch is the smallest gap between neighbouring patches of a row or column. Degenerate
+    coordinates (all equal with N > 1) fall back to :func:`raster_positions` in file order.
+    """
+    c = np.asarray(coords, dtype=np.float64).reshape(-1, 2)
+    if c.shape[0] == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    if c.shape[0] > 1 and np.all(c == c[0]):
+        return raster_positions(c.shape[0])
+    step = _grid_step(c)
+    col = np.rint((c[:, 0] - c[:, 0].min()) / step)
+    row = np.rint((c[:, 1] - c[:, 1].min()) / step)
+    return np.stack([row, col], axis=1).astype(np.int64)
+
+
+def layout_slides(positions: Sequence[np.ndarray], gap: int = 1) -> np.ndarray:
+    """Lay a patient's slide grids out on one map, side by side, keeping the map near-square.
+
+    Slides are placed in order; each goes to the right of or below the current bounding box
+    (``gap`` empty cells apart), whichever keeps the longer side shorter.
+
+    Parameters
+    ----------
+    positions : per slide, int array (N_i, 2) of ``(row, col)`` cells from :func:`grid_positions`.
+
+    Returns
+    -------
+    int64 array, shape = (sum N_i, 2): the cells on the patient's map, rows in input order.
+    """
+    out: list[np.ndarray] = []
+    height = width = 0
+    for pos in positions:
+        pos = np.asarray(pos, dtype=np.int64).reshape(-1, 2)
+        if pos.shape[0] == 0:
+            out.append(pos)
+            continue
+        pos = pos - pos.min(axis=0)
+        h, w = int(pos[:, 0].max()) + 1, int(pos[:, 1].max()) + 1
+        if height == 0:
+            offset, height, width = (0, 0), h, w
+        else:
+            right = (max(height, h), width + gap + w)
+            below = (height + gap + h, max(width, w))
+            if max(right) <= max(below):
+                offset, (height, width) = (0, width + gap), right
+            else:
+                offset, (height, width) = (height + gap, 0), below
+        out.append(pos + np.asarray(offset, dtype=np.int64))
+    return np.concatenate(out, axis=0) if out else np.zeros((0, 2), dtype=np.int64)
+
+
+def read_bag_with_positions_(infos: Sequence[FeatureFileInfo]) -> tuple[np.ndarray, np.ndarray]:
+    """Features (sum N, D) float32 and map cells (sum N, 2) int64 of a patient's (or one slide's) bag.
+
+    Cells come from each file's ``coords`` (:func:`grid_positions`, slides laid out with
+    :func:`layout_slides`); a file without ``coords`` is laid out in raster order.
+    """
+    feats, cells = [], []
+    for info in infos:
+        with h5py.File(info.path, "r") as fh:
+            feats.append(np.asarray(fh["features"][...], dtype=np.float32))
+            if "coords" in fh and fh["coords"].shape == (feats[-1].shape[0], 2):
+                cells.append(grid_positions(np.asarray(fh["coords"][...])))
+            else:
+                logger.warning("slide feature file %s has no usable 'coords'; its patches are laid out in file "
+                               "order", info.path.name)
+                cells.append(raster_positions(feats[-1].shape[0]))
+    bag = np.concatenate(feats, axis=0)
+    if not np.isfinite(bag).all():
+        raise InputDataError(f"slide feature file(s) {[i.path.name for i in infos]} contain NaN or inf features. "
+                             "Rerun `features_extract` for these slides.")
+    return bag, layout_slides(cells)
+
+
 # ----------------------------------------------------------------------------- omics
 @dataclass(frozen=True)
 class OmicsMatrix:
@@ -197,6 +324,7 @@ class OmicsMatrix:
     values: np.ndarray
     patients: tuple[str, ...]
     genes: tuple[str, ...]
+    gene_names: tuple[str, ...] = ()
 
     def rows(self, patient_ids: Sequence[str]) -> np.ndarray:
         """Rows of ``values`` for ``patient_ids`` in that order: (len(patient_ids), G)."""
@@ -230,6 +358,7 @@ def read_omics_(path: str | Path) -> OmicsMatrix:
         values = np.asarray(fh["values"][...], dtype=np.float32)
         patients = _strings(fh["patients"])
         genes = _strings(fh["genes"])
+        gene_names = _strings(fh["gene_names"]) if "gene_names" in fh else ()
     if values.shape != (len(patients), len(genes)):
         raise InputDataError(f"omics matrix {p}: 'values' has shape {values.shape} but there are "
                              f"{len(patients)} patients and {len(genes)} genes.")
@@ -238,7 +367,10 @@ def read_omics_(path: str | Path) -> OmicsMatrix:
     if len(set(patients)) != len(patients):
         dup = sorted({x for x in patients if patients.count(x) > 1})
         raise InputDataError(f"omics matrix {p}: duplicate patient ids {dup[:5]}.")
-    return OmicsMatrix(values=values, patients=patients, genes=genes)
+    if gene_names and len(gene_names) != len(genes):
+        raise InputDataError(f"omics matrix {p}: 'gene_names' has {len(gene_names)} entries but there are "
+                             f"{len(genes)} genes. Rerun `omics_matrix`.")
+    return OmicsMatrix(values=values, patients=patients, genes=genes, gene_names=gene_names)
 
 
 @dataclass
@@ -288,15 +420,73 @@ class OmicsPreprocessor:
                 "mean": self.mean.tolist(), "std": self.std.tolist()}
 
 
+@dataclass
+class GeneSetPreprocessor:
+    """One omics vector per named gene set, z-scored with statistics of the training rows only.
+
+    Attributes (after :meth:`fit`): ``index[name]`` (G_s,) column indices into the full matrix,
+    ``mean[name]``, ``std[name]`` (G_s,) of the training rows (std of constant genes set to 1).
+
+    Parameters
+    ----------
+    names : gene-set names (:mod:`gliofuse.omics.genesets`; ``all`` = every gene).
+    min_genes : a set matching fewer genes of the matrix raises ``InputDataError``.
+    """
+
+    names: Sequence[str]
+    min_genes: int = 2
+    index: dict[str, np.ndarray] = field(default_factory=dict)
+    mean: dict[str, np.ndarray] = field(default_factory=dict)
+    std: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def fit(self, train_values: np.ndarray, gene_names: Sequence[str]) -> GeneSetPreprocessor:
+        """Match the sets against ``gene_names`` (G,) and fit on the training rows (n_train, G)."""
+        from gliofuse.omics.genesets import match_gene_set
+
+        x = np.asarray(train_values, dtype=np.float64)
+        if x.ndim != 2 or x.shape[0] < 2:
+            raise InputDataError(f"gene-set preprocessing needs at least 2 training patients, got shape {x.shape}.")
+        if len(gene_names) != x.shape[1]:
+            raise InputDataError(f"gene-set preprocessing: {len(gene_names)} gene names for {x.shape[1]} columns; "
+                                 "the omics matrix needs a 'gene_names' dataset (contract §6).")
+        for name in self.names:
+            idx = match_gene_set(name, gene_names, min_genes=self.min_genes)
+            sel = x[:, idx]
+            std = sel.std(axis=0)
+            self.index[name] = idx
+            self.mean[name] = sel.mean(axis=0).astype(np.float32)
+            self.std[name] = np.where(std > 1e-8, std, 1.0).astype(np.float32)
+        return self
+
+    @property
+    def dims(self) -> dict[str, int]:
+        """``{name: G_s}``."""
+        return {n: int(i.size) for n, i in self.index.items()}
+
+    def transform(self, values: np.ndarray) -> dict[str, np.ndarray]:
+        """(n, G) -> ``{name: (n, G_s) float32}`` z-scored with the training statistics."""
+        if not self.index:
+            raise RuntimeError("GeneSetPreprocessor.transform called before fit.")
+        x = np.asarray(values, dtype=np.float32)
+        return {n: ((x[:, i] - self.mean[n]) / self.std[n]).astype(np.float32) for n, i in self.index.items()}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Arrays as lists, for checkpoints."""
+        return {n: {"gene_index": self.index[n].tolist(), "mean": self.mean[n].tolist(),
+                    "std": self.std[n].tolist()} for n in self.index}
+
+
 # ----------------------------------------------------------------------------- dataset
 @dataclass(frozen=True)
 class Targets:
     """Per-patient targets aligned to a patient list: ``time_days``, ``event`` (float, NaN if
-    unknown) and ``label`` (int, -1 if missing), each shape = (P,)."""
+    unknown) and ``label`` (int, -1 if missing), each shape = (P,); ``labels`` holds the class labels
+    of further tasks (multi-task training), ``{task: (P,) int}``."""
 
     time_days: np.ndarray
     event: np.ndarray
     label: np.ndarray
+    labels: Mapping[str, np.ndarray] = field(default_factory=dict)
 
     @classmethod
     def empty(cls, n: int) -> Targets:
@@ -317,13 +507,26 @@ class PatientBagDataset(Dataset[PatientSample]):
     max_patches : sample at most this many patches per bag (training); None: all (inference).
     seed : sampling seed; the patches drawn depend on ``(seed, epoch, index)`` only.
     preload : keep bags in memory; None: when they total < 2 GiB.
+    omics_sets : ``{gene set: (P, G_s) float32}`` rows aligned to ``patient_ids`` (already
+        preprocessed, :class:`GeneSetPreprocessor`); None: none.
+    bag_level : ``"patient"``: one item per patient (all slides, laid out side by side);
+        ``"slide"``: one item per slide (a patient's omics and targets repeated on each).
+
+    Notes
+    -----
+    Items carry their patches' map cells (``wsi_pos``, :func:`read_bag_with_positions_`). ``len(ds)``
+    counts items (slides with ``bag_level="slide"``); ``targets`` stay per patient.
     """
 
     def __init__(self, *, patient_ids: Sequence[str], slide_files: Mapping[str, Sequence[FeatureFileInfo]] | None,
                  omics: np.ndarray | None, targets: Targets | None = None, max_patches: int | None = None,
-                 seed: int = 0, preload: bool | None = None) -> None:
+                 seed: int = 0, preload: bool | None = None, omics_sets: Mapping[str, np.ndarray] | None = None,
+                 bag_level: str = "patient") -> None:
         self.patient_ids = list(patient_ids)
         n = len(self.patient_ids)
+        if bag_level not in ("patient", "slide"):
+            raise ValueError(f"bag_level must be 'patient' or 'slide', got {bag_level!r}.")
+        self.bag_level = bag_level
         if slide_files is not None:
             missing = [p for p in self.patient_ids if not slide_files.get(p)]
             if missing:
@@ -333,28 +536,44 @@ class PatientBagDataset(Dataset[PatientSample]):
                 p: list(slide_files[p]) for p in self.patient_ids}
         else:
             self.slide_files = None
+        # items: (patient index, files of the item)
+        self.items: list[tuple[int, list[FeatureFileInfo]]] = []
+        for i, p in enumerate(self.patient_ids):
+            files = [] if self.slide_files is None else self.slide_files[p]
+            if bag_level == "slide" and files:
+                self.items.extend((i, [f]) for f in files)
+            else:
+                self.items.append((i, files))
         if omics is not None:
             omics = np.asarray(omics, dtype=np.float32)
             if omics.ndim != 2 or omics.shape[0] != n:
                 raise ValueError(f"omics must have shape ({n}, G), got {omics.shape}.")
         self.omics = None if omics is None else torch.from_numpy(omics)
+        self.omics_sets: dict[str, Tensor] = {}
+        for name, arr in (omics_sets or {}).items():
+            arr = np.asarray(arr, dtype=np.float32)
+            if arr.ndim != 2 or arr.shape[0] != n:
+                raise ValueError(f"omics_sets[{name!r}] must have shape ({n}, G_s), got {arr.shape}.")
+            self.omics_sets[name] = torch.from_numpy(arr)
         self.targets = targets if targets is not None else Targets.empty(n)
-        if not (len(self.targets.time_days) == len(self.targets.event) == len(self.targets.label) == n):
+        lengths = {len(self.targets.time_days), len(self.targets.event), len(self.targets.label),
+                   *(len(v) for v in self.targets.labels.values())}
+        if lengths != {n}:
             raise ValueError("targets must be aligned to patient_ids.")
         self.max_patches = max_patches
         self.seed = int(seed)
         self.epoch = 0
-        self._cache: dict[str, Tensor] = {}
+        self._cache: dict[int, tuple[Tensor, Tensor]] = {}
         if self.slide_files is not None:
             if preload is None:
                 total = sum(i.n_patches * i.embed_dim * 4 for v in self.slide_files.values() for i in v)
                 preload = total < PRELOAD_MAX_BYTES
             if preload:
-                for p in self.patient_ids:
-                    self._cache[p] = torch.from_numpy(read_bag_(self.slide_files[p]))
+                for k in range(len(self.items)):
+                    self._cache[k] = self._read(k)
 
     def __len__(self) -> int:
-        return len(self.patient_ids)
+        return len(self.items)
 
     @property
     def wsi_dim(self) -> int:
@@ -368,34 +587,53 @@ class PatientBagDataset(Dataset[PatientSample]):
         """Number of omics features G (0 without omics)."""
         return 0 if self.omics is None else int(self.omics.shape[1])
 
+    @property
+    def omics_set_dims(self) -> dict[str, int]:
+        """``{gene set: G_s}`` of the per-gene-set omics vectors."""
+        return {k: int(v.shape[1]) for k, v in self.omics_sets.items()}
+
+    def item_patient(self, index: int) -> str:
+        """Patient id of item ``index``."""
+        return self.patient_ids[self.items[index][0]]
+
     def set_epoch(self, epoch: int) -> None:
         """Select the patch sample of this epoch (training)."""
         self.epoch = int(epoch)
 
     def inference_view(self) -> PatientBagDataset:
-        """The same patients with full bags (no patch sampling), sharing the in-memory cache."""
+        """The same items with full bags (no patch sampling), sharing the in-memory cache."""
         view = copy.copy(self)
         view.max_patches = None
         return view
 
-    def bag(self, index: int) -> Tensor:
-        """Full bag of patient ``index``: (N, D) float32."""
+    def _read(self, index: int) -> tuple[Tensor, Tensor]:
+        feats, cells = read_bag_with_positions_(self.items[index][1])
+        return torch.from_numpy(feats), torch.from_numpy(cells)
+
+    def bag_and_positions(self, index: int) -> tuple[Tensor, Tensor]:
+        """Full bag (N, D) float32 and map cells (N, 2) int64 of item ``index``."""
         assert self.slide_files is not None
-        pid = self.patient_ids[index]
-        if pid in self._cache:
-            return self._cache[pid]
-        return torch.from_numpy(read_bag_(self.slide_files[pid]))
+        if index in self._cache:
+            return self._cache[index]
+        return self._read(index)
+
+    def bag(self, index: int) -> Tensor:
+        """Full bag of item ``index``: (N, D) float32."""
+        return self.bag_and_positions(index)[0]
 
     def __getitem__(self, index: int) -> PatientSample:
-        pid = self.patient_ids[index]
-        wsi = None
+        pi = self.items[index][0]
+        pid = self.patient_ids[pi]
+        wsi = pos = None
         if self.slide_files is not None:
-            wsi = self.bag(index)
+            wsi, pos = self.bag_and_positions(index)
             if self.max_patches is not None and wsi.shape[0] > self.max_patches:
                 rng = np.random.default_rng([self.seed, self.epoch, index])
-                keep = np.sort(rng.choice(wsi.shape[0], size=self.max_patches, replace=False))
-                wsi = wsi[torch.from_numpy(keep)]
+                keep = torch.from_numpy(np.sort(rng.choice(wsi.shape[0], size=self.max_patches, replace=False)))
+                wsi, pos = wsi[keep], pos[keep]
         return PatientSample(
-            patient_id=pid, wsi=wsi, omics=None if self.omics is None else self.omics[index],
-            time_days=float(self.targets.time_days[index]), event=float(self.targets.event[index]),
-            label=int(self.targets.label[index]))
+            patient_id=pid, wsi=wsi, omics=None if self.omics is None else self.omics[pi],
+            time_days=float(self.targets.time_days[pi]), event=float(self.targets.event[pi]),
+            label=int(self.targets.label[pi]), wsi_pos=pos,
+            omics_sets={k: v[pi] for k, v in self.omics_sets.items()},
+            labels={k: int(v[pi]) for k, v in self.targets.labels.items()})

@@ -63,7 +63,7 @@ def make_splits(cohort: pd.DataFrame, *, n_folds: int, val_fraction: float, stra
     for k, (train_idx, test_idx) in enumerate(skf.split(patients, strata)):
         train_p, val_p = patients[train_idx], np.array([], dtype=patients.dtype)
         if val_fraction > 0:
-            n_val = max(1, int(round(val_fraction * len(train_idx))))
+            n_val = max(1, round(val_fraction * len(train_idx)))
             sub = _safe_strata(strata[train_idx], 2)
             try:
                 train_p, val_p = train_test_split(patients[train_idx], test_size=n_val, random_state=seed + k, stratify=sub)

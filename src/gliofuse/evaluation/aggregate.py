@@ -15,9 +15,22 @@ import numpy as np
 import pandas as pd
 
 from gliofuse.errors import InputDataError
-from gliofuse.evaluation.bootstrap import bootstrap_ci, bootstrap_cis
-from gliofuse.evaluation.metrics import classification_metrics, concordance_index, logrank_p
-from gliofuse.evaluation.survival import median_risk_groups
+from gliofuse.evaluation.bootstrap import bootstrap_cis
+from gliofuse.evaluation.metrics import (
+    classification_metrics,
+    concordance_index,
+    integrated_brier_score,
+    logrank_p,
+    time_dependent_auc,
+    uno_concordance_index,
+)
+from gliofuse.evaluation.survival import (
+    breslow_survival,
+    discrete_hazard_survival,
+    hazard_columns,
+    median_risk_groups,
+    time_grid,
+)
 from gliofuse.io import provenance, read_table_, write_table_
 
 logger = logging.getLogger(__name__)
@@ -25,8 +38,11 @@ logger = logging.getLogger(__name__)
 ID_COLUMNS: tuple[str, ...] = ("patient_id", "model", "task", "fold", "split")
 SURVIVAL_COLUMNS: tuple[str, ...] = ("time_days", "event", "risk")
 CLASSIFICATION_COLUMNS: tuple[str, ...] = ("y_true", "y_pred")
-SURVIVAL_METRICS: tuple[str, ...] = ("c_index", "logrank_p")
-CLASSIFICATION_METRICS: tuple[str, ...] = ("auc_macro", "balanced_accuracy", "f1_macro", "accuracy")
+SURVIVAL_METRICS: tuple[str, ...] = ("c_index", "c_index_uno", "td_auc", "ibs", "logrank_p")
+CLASSIFICATION_METRICS: tuple[str, ...] = ("auc_macro", "auc_micro", "average_precision", "balanced_accuracy",
+                                           "f1_macro", "accuracy")
+#: metrics where lower is better (all others: higher is better)
+LOWER_IS_BETTER: frozenset[str] = frozenset({"ibs", "logrank_p"})
 METRICS_COLUMNS: tuple[str, ...] = ("model", "task", "fold", "metric", "value", "ci_low", "ci_high")
 SUMMARY_COLUMNS: tuple[str, ...] = ("model", "task", "metric", "mean", "sd", "pooled", "ci_low", "ci_high")
 PROB_TOL = 1e-3
@@ -96,14 +112,23 @@ def read_predictions_(path: Path, *, model: str, task: str) -> pd.DataFrame:
     return df
 
 
-def _oof(prediction_paths: Sequence[Path], *, model: str, task: str) -> pd.DataFrame:
-    frames, classes, seen = [], None, {}
+def read_folds_(prediction_paths: Sequence[Path], *, model: str, task: str) -> dict[int, pd.DataFrame]:
+    """All rows (train, val, test) of each fold's prediction table, keyed by fold, validated.
+
+    Raises
+    ------
+    InputDataError
+        A file violates contract §8, two files are for one fold, or the class columns differ.
+    """
+    folds: dict[int, pd.DataFrame] = {}
+    seen: dict[int, Path] = {}
+    classes = None
     for path in prediction_paths:
         df = read_predictions_(Path(path), model=model, task=task)
         fold = int(df["fold"].iloc[0])
         if fold in seen:
             raise InputDataError(f"evaluate {model}/{task}: {path} and {seen[fold]} are both for fold {fold}.")
-        seen[fold] = path
+        seen[fold] = Path(path)
         if task_kind(task) == "classification":
             cols = prob_columns(df)
             if classes is None:
@@ -111,10 +136,21 @@ def _oof(prediction_paths: Sequence[Path], *, model: str, task: str) -> pd.DataF
             elif cols != classes:
                 raise InputDataError(f"prediction table {path}: prob columns {cols} differ from {classes} of "
                                      f"{prediction_paths[0]}.")
-        frames.append(df[df["split"] == "test"])
-    if not frames:
+        folds[fold] = df
+    if not folds:
         raise InputDataError(f"evaluate {model}/{task}: no prediction files given.")
-    oof = pd.concat(frames, ignore_index=True)
+    return dict(sorted(folds.items()))
+
+
+def out_of_fold(folds: dict[int, pd.DataFrame], *, model: str, task: str) -> pd.DataFrame:
+    """The ``test`` rows of all folds, sorted by fold then patient (contract §9 ``predictions_oof.tsv``).
+
+    Raises
+    ------
+    InputDataError
+        No test rows, or a patient in the test rows of two folds.
+    """
+    oof = pd.concat([df[df["split"] == "test"] for df in folds.values()], ignore_index=True)
     dup = oof["patient_id"][oof["patient_id"].duplicated()].tolist()
     if dup:
         raise InputDataError(f"evaluate {model}/{task}: patient(s) in the test rows of several folds: {dup[:5]}. "
@@ -124,26 +160,96 @@ def _oof(prediction_paths: Sequence[Path], *, model: str, task: str) -> pd.DataF
     return oof.sort_values(["fold", "patient_id"], kind="stable").reset_index(drop=True)
 
 
-def _safe(fn: Callable[[], float], what: str) -> float:
+def _oof(prediction_paths: Sequence[Path], *, model: str, task: str) -> pd.DataFrame:
+    return out_of_fold(read_folds_(prediction_paths, model=model, task=task), model=model, task=task)
+
+
+def survival_curves(folds: dict[int, pd.DataFrame], oof: pd.DataFrame, times: np.ndarray) -> np.ndarray:
+    """Predicted survival ``S(t | x)`` of every out-of-fold row at ``times``, shape = (len(oof), len(times)).
+
+    From ``hazard_<edge>`` columns when the table has them (discrete-time heads), otherwise from
+    the Cox risk with Breslow's baseline hazard fitted on the fold's ``train`` rows. Rows of a fold
+    where this is impossible (no training event) are NaN, with a warning.
+    """
+    out = np.full((len(oof), len(times)), np.nan)
+    if len(times) == 0:
+        return out
+    for fold, df in folds.items():
+        rows = np.flatnonzero(oof["fold"].to_numpy() == fold)
+        test = oof.iloc[rows]
+        cols, edges = hazard_columns(list(df.columns))
+        try:
+            if cols:
+                hz = test[cols].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+                if not np.isfinite(hz).all():
+                    raise InputDataError(f"fold {fold}: hazard_* columns have missing values.")
+                out[rows] = discrete_hazard_survival(hz, edges, times)
+            else:
+                train = df[df["split"] == "train"]
+                out[rows] = breslow_survival(train["risk"].to_numpy(np.float64), train["event"].to_numpy(),
+                                             train["time_days"].to_numpy(np.float64),
+                                             test["risk"].to_numpy(np.float64), times)
+        except InputDataError as exc:
+            logger.warning("fold %d: no survival curves (%s); td_auc uses the risk and ibs is NaN", fold, exc)
+    return out
+
+
+def _safe(fn: Callable[[], float], what: str, *, quiet: bool = False) -> float:
     try:
         return float(fn())
     except InputDataError as exc:
-        logger.warning("%s is undefined: %s", what, exc)
+        if not quiet:
+            logger.warning("%s is undefined: %s", what, exc)
         return float("nan")
 
 
-def _survival_rows(df: pd.DataFrame, *, pooled: bool, n_bootstrap: int, seed: int) -> list[tuple[str, float, float, float]]:
+def survival_metrics(event: np.ndarray, time: np.ndarray, risk: np.ndarray, surv: np.ndarray, times: np.ndarray,
+                     *, censoring: tuple[np.ndarray, np.ndarray] | None = None,
+                     quiet: bool = False) -> dict[str, float]:
+    """Harrell's and Uno's C-index, mean time-dependent AUC and integrated Brier score of one sample.
+
+    Parameters
+    ----------
+    event, time, risk : shape = (n,); event 0/1, days, risk (higher = earlier event).
+    surv : shape = (n, len(times)), predicted survival at ``times`` (NaN rows: unknown; then the
+        time-dependent AUC uses ``risk`` and ``ibs`` is NaN).
+    times : evaluation grid in days; its last point is the truncation time of Uno's C.
+    censoring : (event, time) the censoring distribution is estimated from; None: this sample.
+    quiet : don't log undefined metrics (bootstrap resamples).
+
+    Returns
+    -------
+    ``{c_index, c_index_uno, td_auc, ibs}``; an undefined metric is NaN.
+    """
+    cens = {} if censoring is None else {"train_event": censoring[0], "train_time": censoring[1]}
+    tau = float(times[-1]) if len(times) else None
+    have_surv = surv.size > 0 and bool(np.isfinite(surv).all())
+    td_risk = 1.0 - surv if have_surv else risk
+    return {
+        "c_index": _safe(lambda: concordance_index(event, time, risk), "c_index", quiet=quiet),
+        "c_index_uno": _safe(lambda: uno_concordance_index(event, time, risk, tau=tau, **cens), "c_index_uno",
+                             quiet=quiet),
+        "td_auc": _safe(lambda: time_dependent_auc(event, time, td_risk, times, **cens)[2], "td_auc", quiet=quiet)
+        if len(times) else float("nan"),
+        "ibs": _safe(lambda: integrated_brier_score(event, time, surv, times, **cens), "ibs", quiet=quiet)
+        if have_surv else float("nan"),
+    }
+
+
+def _survival_rows(df: pd.DataFrame, surv: np.ndarray, times: np.ndarray, censoring: tuple[np.ndarray, np.ndarray],
+                   *, pooled: bool, n_bootstrap: int, seed: int) -> list[tuple[str, float, float, float]]:
     ev = df["event"].to_numpy()
     t = df["time_days"].to_numpy(dtype=np.float64)
     r = df["risk"].to_numpy(dtype=np.float64)
+    values = survival_metrics(ev, t, r, surv, times, censoring=censoring)
+    cis: dict[str, tuple[float, float]] = {}
+    if pooled and n_bootstrap > 0:
+        cis = bootstrap_cis(lambda e, tt, rr, ss: survival_metrics(e, tt, rr, ss, times, quiet=True),
+                            [ev, t, r, surv], n_bootstrap=n_bootstrap, seed=seed)
     high = median_risk_groups(r, df["fold"].to_numpy())
-    c = _safe(lambda: concordance_index(ev, t, r), "c_index")
-    lo = hi = float("nan")
-    if pooled and np.isfinite(c):
-        lo, hi = bootstrap_ci(lambda e, tt, rr: concordance_index(e, tt, rr), [ev, t, r],
-                              n_bootstrap=n_bootstrap, seed=seed)
-    p = _safe(lambda: logrank_p(t, ev, high), "logrank_p")
-    return [("c_index", c, lo, hi), ("logrank_p", p, float("nan"), float("nan"))]
+    values["logrank_p"] = _safe(lambda: logrank_p(t, ev, high), "logrank_p")
+    nan2 = (float("nan"), float("nan"))
+    return [(m, values[m], *(cis.get(m, nan2) if np.isfinite(values[m]) else nan2)) for m in SURVIVAL_METRICS]
 
 
 def _classification_rows(df: pd.DataFrame, *, pooled: bool, n_bootstrap: int,
@@ -156,15 +262,24 @@ def _classification_rows(df: pd.DataFrame, *, pooled: bool, n_bootstrap: int,
 
 
 def evaluate_model_(*, prediction_paths: list[Path], model: str, task: str, n_bootstrap: int, seed: int,
-                    out_predictions: Path, out_metrics: Path) -> None:
+                    out_predictions: Path, out_metrics: Path, time_quantiles: tuple[float, float] = (0.05, 0.8),
+                    n_times: int = 15) -> None:
     """Score one model on one task from its fold prediction tables.
 
     Writes ``out_predictions`` (the ``test`` rows of all folds, sorted by fold then patient) and
     ``out_metrics`` (contract §9): one row per fold and metric on that fold's test rows, plus
-    ``fold = pooled`` rows on all out-of-fold rows with a percentile bootstrap CI
-    (``n_bootstrap`` resamples, ``seed``). Survival: ``c_index`` and ``logrank_p`` (high vs low
-    risk, median split within each fold); classification: ``auc_macro``, ``balanced_accuracy``,
-    ``f1_macro``, ``accuracy``. A metric undefined on a fold (e.g. no comparable pair) is NaN.
+    ``fold = pooled`` rows on all out-of-fold rows with a patient-level percentile bootstrap CI
+    (``n_bootstrap`` resamples, ``seed``). A metric undefined on a fold (e.g. no comparable pair)
+    is NaN.
+
+    Survival: Harrell's ``c_index``, Uno's ``c_index_uno`` (truncated at the last grid time),
+    ``td_auc`` (mean cumulative/dynamic AUC over the grid), ``ibs`` (integrated Brier score) and
+    ``logrank_p`` (high vs low risk, median split within each fold). The grid has ``n_times``
+    quantiles (``time_quantiles``) of the pooled out-of-fold times; the censoring distribution is
+    the Kaplan-Meier estimate on all out-of-fold patients. Survival curves come from
+    ``hazard_<edge>`` columns or, for Cox risks, from Breslow's estimator on the fold's training rows.
+    Classification: ``auc_macro``, ``auc_micro``, ``average_precision``, ``balanced_accuracy``,
+    ``f1_macro``, ``accuracy``.
 
     Raises
     ------
@@ -173,17 +288,33 @@ def evaluate_model_(*, prediction_paths: list[Path], model: str, task: str, n_bo
         test rows of the folds overlap.
     """
     paths = [Path(p) for p in prediction_paths]
-    oof = _oof(paths, model=model, task=task)
-    rows_fn = _survival_rows if task_kind(task) == "survival" else _classification_rows
+    folds = read_folds_(paths, model=model, task=task)
+    oof = out_of_fold(folds, model=model, task=task)
     records = []
-    for fold, part in oof.groupby("fold", sort=True):
-        for name, value, lo, hi in rows_fn(part, pooled=False, n_bootstrap=0, seed=seed):
-            records.append((model, task, str(int(fold)), name, value, lo, hi))
-    for name, value, lo, hi in rows_fn(oof, pooled=True, n_bootstrap=n_bootstrap, seed=seed):
+    extra: dict[str, object] = {"model": model, "task": task}
+    if task_kind(task) == "survival":
+        times = time_grid(oof["time_days"].to_numpy(np.float64), quantiles=time_quantiles, n_times=n_times)
+        surv = survival_curves(folds, oof, times)
+        censoring = (oof["event"].to_numpy(), oof["time_days"].to_numpy(np.float64))
+        extra["times"] = [round(float(x), 3) for x in times]
+        for fold in folds:
+            sel = (oof["fold"] == fold).to_numpy()
+            if not sel.any():
+                continue
+            for name, value, lo, hi in _survival_rows(oof[sel], surv[sel], times, censoring, pooled=False,
+                                                      n_bootstrap=0, seed=seed):
+                records.append((model, task, str(int(fold)), name, value, lo, hi))
+        pooled_rows = _survival_rows(oof, surv, times, censoring, pooled=True, n_bootstrap=n_bootstrap, seed=seed)
+    else:
+        for fold, part in oof.groupby("fold", sort=True):
+            for name, value, lo, hi in _classification_rows(part, pooled=False, n_bootstrap=0, seed=seed):
+                records.append((model, task, str(int(fold)), name, value, lo, hi))
+        pooled_rows = _classification_rows(oof, pooled=True, n_bootstrap=n_bootstrap, seed=seed)
+    for name, value, lo, hi in pooled_rows:
         records.append((model, task, "pooled", name, value, lo, hi))
     metrics = pd.DataFrame(records, columns=list(METRICS_COLUMNS))
-    prov = provenance(config={"n_bootstrap": n_bootstrap, "seed": seed}, inputs={str(p): p for p in paths},
-                      extra={"model": model, "task": task})
+    prov = provenance(config={"n_bootstrap": n_bootstrap, "seed": seed, "time_quantiles": list(time_quantiles),
+                              "n_times": n_times}, inputs={str(p): p for p in paths}, extra=extra)
     write_table_(out_predictions, oof, prov=prov)
     write_table_(out_metrics, metrics, prov=prov)
     pooled = metrics[metrics["fold"] == "pooled"]

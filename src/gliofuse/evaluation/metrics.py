@@ -140,7 +140,12 @@ def _check_classification(y_true: ArrayLike, prob: ArrayLike) -> tuple[np.ndarra
     return yf.astype(np.int64), p
 
 
-def classification_metrics(y_true: ArrayLike, prob: ArrayLike) -> dict[str, float]:
+CLASSIFICATION_METRIC_NAMES: tuple[str, ...] = ("auc_macro", "auc_micro", "average_precision", "balanced_accuracy",
+                                                "f1_macro", "accuracy")
+
+
+def classification_metrics(y_true: ArrayLike, prob: ArrayLike, *,
+                           names: tuple[str, ...] | None = None) -> dict[str, float]:
     """Multi-class metrics from class probabilities.
 
     Parameters
@@ -149,32 +154,57 @@ def classification_metrics(y_true: ArrayLike, prob: ArrayLike) -> dict[str, floa
         Class indices 0..K-1.
     prob : array-like, shape = (n_samples, K), float
         Class probabilities (column k = class k); the prediction is the arg-max.
+    names : the metrics to compute (default: all of ``CLASSIFICATION_METRIC_NAMES``).
 
     Returns
     -------
     dict with ``auc_macro`` (one-vs-rest ROC AUC averaged over the classes that have both
-    positives and negatives in ``y_true``; NaN when none has), ``balanced_accuracy`` (mean recall
-    over classes present in ``y_true``), ``f1_macro`` (over classes present in ``y_true`` or the
-    predictions) and ``accuracy``.
-    """
-    from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, roc_auc_score
+    positives and negatives in ``y_true``; NaN when none has), ``auc_micro`` (ROC AUC of all
+    one-vs-rest decisions pooled), ``average_precision`` (area under the precision-recall curve,
+    one-vs-rest, averaged over the classes present in ``y_true``), ``balanced_accuracy`` (mean
+    recall over classes present in ``y_true``), ``f1_macro`` (over classes present in ``y_true`` or
+    the predictions) and ``accuracy``.
 
+    Notes
+    -----
+    All values come from ``sklearn.metrics`` (``roc_auc_score``, ``average_precision_score``,
+    ``balanced_accuracy_score``, ``f1_score``, ``accuracy_score``).
+    """
+    from sklearn.metrics import (
+        accuracy_score,
+        average_precision_score,
+        balanced_accuracy_score,
+        f1_score,
+        roc_auc_score,
+    )
+
+    want = CLASSIFICATION_METRIC_NAMES if names is None else tuple(names)
+    unknown = sorted(set(want) - set(CLASSIFICATION_METRIC_NAMES))
+    if unknown:
+        raise InputDataError(f"unknown classification metric(s) {unknown}; known: {list(CLASSIFICATION_METRIC_NAMES)}.")
     y, p = _check_classification(y_true, prob)
     y_pred = p.argmax(axis=1)
-    aucs = []
-    for k in range(p.shape[1]):
-        pos = y == k
-        if pos.any() and (~pos).any():
-            aucs.append(roc_auc_score(pos, p[:, k]))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # classes predicted but absent from y_true
-        bacc = balanced_accuracy_score(y, y_pred)
-    return {
-        "auc_macro": float(np.mean(aucs)) if aucs else float("nan"),
-        "balanced_accuracy": float(bacc),
-        "f1_macro": float(f1_score(y, y_pred, average="macro", zero_division=0)),
-        "accuracy": float(accuracy_score(y, y_pred)),
+    onehot = np.eye(p.shape[1], dtype=bool)[y]
+
+    def per_class(score, need_negatives: bool) -> float:
+        vals = [score(onehot[:, k], p[:, k]) for k in range(p.shape[1])
+                if onehot[:, k].any() and (not need_negatives or (~onehot[:, k]).any())]
+        return float(np.mean(vals)) if vals else float("nan")
+
+    def bacc() -> float:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # classes predicted but absent from y_true
+            return float(balanced_accuracy_score(y, y_pred))
+
+    compute = {
+        "auc_macro": lambda: per_class(roc_auc_score, need_negatives=True),
+        "auc_micro": lambda: float(roc_auc_score(onehot.ravel(), p.ravel())),
+        "average_precision": lambda: per_class(average_precision_score, need_negatives=False),
+        "balanced_accuracy": bacc,
+        "f1_macro": lambda: float(f1_score(y, y_pred, average="macro", zero_division=0)),
+        "accuracy": lambda: float(accuracy_score(y, y_pred)),
     }
+    return {name: compute[name]() for name in want}
 
 
 def logrank_p(time: ArrayLike, event: ArrayLike, high_risk_mask: ArrayLike) -> float:
@@ -202,3 +232,214 @@ def logrank_p(time: ArrayLike, event: ArrayLike, high_risk_mask: ArrayLike) -> f
                              "needs both groups non-empty.")
     res = logrank_test(t[mask], t[~mask], event_observed_A=ev[mask], event_observed_B=ev[~mask])
     return float(res.p_value)
+
+
+# --- time-dependent survival metrics (scikit-survival) ------------------------------------------------
+
+
+def _surv(event: np.ndarray, time: np.ndarray) -> np.ndarray:
+    from sksurv.util import Surv
+
+    return Surv.from_arrays(event=event, time=time)
+
+
+def _censoring_data(event: ArrayLike | None, time: ArrayLike | None, ev: np.ndarray,
+                    t: np.ndarray) -> np.ndarray:
+    """Structured array the censoring distribution is estimated from (default: the test samples)."""
+    if event is None and time is None:
+        return _surv(ev, t)
+    if event is None or time is None:
+        raise InputDataError("train_event and train_time must be given together (or neither).")
+    tev, tt, _ = check_survival_inputs(event, time)
+    return _surv(tev, tt)
+
+
+def usable_times(times: ArrayLike, time: ArrayLike) -> np.ndarray:
+    """The sorted unique ``times`` inside the follow-up of ``time``: ``min(time) <= t < max(time)``.
+
+    scikit-survival's time-dependent metrics accept only such times.
+    """
+    grid = np.unique(_as_1d(times, "times"))
+    t = _as_1d(time, "time")
+    if t.size == 0:
+        return grid[:0]
+    return grid[(grid >= t.min()) & (grid < t.max())]
+
+
+def uno_concordance_index(event: ArrayLike, time: ArrayLike, risk: ArrayLike, *, tau: float | None = None,
+                          train_event: ArrayLike | None = None, train_time: ArrayLike | None = None) -> float:
+    """Uno's inverse-probability-of-censoring weighted concordance index.
+
+    Less dependent on the censoring distribution than Harrell's C: pairs are weighted by the
+    inverse squared Kaplan-Meier estimate of the censoring survival at the earlier time.
+
+    Parameters
+    ----------
+    event : array-like, shape = (n_samples,), bool or 0/1; True/1 = event (death) observed.
+    time : array-like, shape = (n_samples,), float; event or censoring time in days.
+    risk : array-like, shape = (n_samples,), float; **higher = earlier event**.
+    tau : float, optional
+        Truncation time in days: only pairs whose earlier time is below ``tau`` count. Choose it
+        below the largest follow-up time, where the censoring estimate becomes unstable.
+    train_event, train_time : array-like, shape = (n_train,), optional
+        Survival data the censoring distribution is estimated from (default: the samples above).
+
+    Returns
+    -------
+    float in [0, 1]; 0.5 = random ordering.
+
+    Raises
+    ------
+    InputDataError
+        Bad inputs, or scikit-survival rejects them (e.g. the censoring survival is zero).
+    NoComparablePairsError
+        No event before ``tau``.
+
+    Notes
+    -----
+    Wraps ``sksurv.metrics.concordance_index_ipcw``.
+
+    References
+    ----------
+    Uno, Cai, Pencina, D'Agostino, Wei. On the C-statistics for evaluating overall adequacy of risk
+    prediction procedures with censored survival data. Statistics in Medicine 30(10), 2011.
+    """
+    from sksurv.metrics import concordance_index_ipcw
+
+    ev, t, r = check_survival_inputs(event, time, risk)
+    before = ev & (t < tau) if tau is not None else ev
+    if not before.any():
+        raise NoComparablePairsError(f"no event{'' if tau is None else f' before tau = {tau:g} days'} among "
+                                     f"{ev.size} samples: Uno's C-index has no comparable pair.")
+    train = _censoring_data(train_event, train_time, ev, t)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return float(concordance_index_ipcw(train, _surv(ev, t), r, tau=tau)[0])
+    except ValueError as exc:
+        raise InputDataError(f"Uno's C-index is undefined on these {ev.size} samples: {exc}") from None
+
+
+def time_dependent_auc(event: ArrayLike, time: ArrayLike, risk: ArrayLike, times: ArrayLike, *,
+                       train_event: ArrayLike | None = None,
+                       train_time: ArrayLike | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+    """Cumulative/dynamic time-dependent ROC AUC at several times.
+
+    At time t, cases are the samples with an event at or before t, controls those still at risk
+    after t; the AUC is IPCW-weighted (censoring estimated from ``train_*``).
+
+    Parameters
+    ----------
+    event, time : array-like, shape = (n_samples,); event 0/1 (1 = observed), time in days.
+    risk : array-like, shape = (n_samples,) or (n_samples, n_times)
+        Risk score (**higher = earlier event**), or one risk per time (e.g. ``1 - S(t | x)``).
+    times : array-like, shape = (n_times,), days; only those inside the follow-up of ``time``
+        (:func:`usable_times`) with at least one event at or before them are used, with the
+        matching columns of a 2-D ``risk``.
+    train_event, train_time : optional survival data of the censoring distribution (default: the
+        samples above).
+
+    Returns
+    -------
+    times : the times used, shape = (m,).
+    auc : AUC at each of them, shape = (m,).
+    mean_auc : their mean weighted by the change of the Kaplan-Meier survival estimate.
+
+    Raises
+    ------
+    InputDataError
+        Bad inputs, no usable time, or scikit-survival rejects the data.
+
+    Notes
+    -----
+    Wraps ``sksurv.metrics.cumulative_dynamic_auc``.
+
+    References
+    ----------
+    Uno, Cai, Tian, Wei. Evaluating prediction rules for t-year survivors with censored regression
+    models. JASA 102, 2007. Lambert, Chevret. Summary measure of discrimination in survival models
+    based on cumulative/dynamic time-dependent ROC curves. Stat Methods Med Res 25(5), 2016.
+    """
+    from sksurv.metrics import cumulative_dynamic_auc
+
+    ev, t, _ = check_survival_inputs(event, time)
+    grid = np.unique(_as_1d(times, "times"))
+    est = np.asarray(risk, dtype=np.float64)
+    if est.ndim == 2:
+        if est.shape != (ev.size, grid.size):
+            raise InputDataError(f"risk: a 2-D risk needs shape (n_samples, n_times) = {(ev.size, grid.size)}, "
+                                 f"got {est.shape}.")
+    else:
+        est = _as_1d(est, "risk")
+        if est.size != ev.size:
+            raise InputDataError(f"risk has {est.size} values for {ev.size} samples.")
+    if not np.isfinite(est).all():
+        raise InputDataError("risk contains NaN or inf.")
+    has_case = np.array([(ev & (t <= x)).any() for x in grid], dtype=bool)
+    keep = (grid >= t.min()) & (grid < t.max()) & has_case
+    if not keep.any():
+        raise InputDataError(f"no time of {grid.round(1).tolist()[:6]} lies within the follow-up "
+                             f"[{t.min():g}, {t.max():g}) days of the samples with an event before it.")
+    if est.ndim == 2:
+        est = est[:, keep]
+    train = _censoring_data(train_event, train_time, ev, t)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            auc, mean_auc = cumulative_dynamic_auc(train, _surv(ev, t), est, grid[keep])
+    except ValueError as exc:
+        raise InputDataError(f"time-dependent AUC is undefined on these {ev.size} samples: {exc}") from None
+    return grid[keep], np.asarray(auc, dtype=np.float64), float(mean_auc)
+
+
+def integrated_brier_score(event: ArrayLike, time: ArrayLike, survival: ArrayLike, times: ArrayLike, *,
+                           train_event: ArrayLike | None = None, train_time: ArrayLike | None = None) -> float:
+    """Integrated Brier score of predicted survival curves (lower is better; 0.25 ~ a constant 0.5).
+
+    Parameters
+    ----------
+    event, time : array-like, shape = (n_samples,); event 0/1 (1 = observed), time in days.
+    survival : array-like, shape = (n_samples, n_times)
+        Predicted survival probability ``S(t | x)`` of each sample at each of ``times``.
+    times : array-like, shape = (n_times,), increasing days; those outside the follow-up of
+        ``time`` are dropped with their columns, and at least two must remain.
+    train_event, train_time : optional survival data of the censoring distribution (default: the
+        samples above).
+
+    Raises
+    ------
+    InputDataError
+        Bad shapes, probabilities outside [0, 1], fewer than two usable times.
+
+    Notes
+    -----
+    Wraps ``sksurv.metrics.integrated_brier_score`` (IPCW Brier score integrated over ``times``
+    by the trapezoidal rule, divided by the time span).
+
+    References
+    ----------
+    Graf, Schmoor, Sauerbrei, Schumacher. Assessment and comparison of prognostic classification
+    schemes for survival data. Statistics in Medicine 18(17-18), 1999.
+    """
+    from sksurv.metrics import integrated_brier_score as _ibs
+
+    ev, t, _ = check_survival_inputs(event, time)
+    grid = _as_1d(times, "times")
+    if grid.size > 1 and not (np.diff(grid) > 0).all():
+        raise InputDataError("times must be strictly increasing.")
+    surv = np.asarray(survival, dtype=np.float64)
+    if surv.shape != (ev.size, grid.size):
+        raise InputDataError(f"survival: expected shape (n_samples, n_times) = {(ev.size, grid.size)}, got {surv.shape}.")
+    if not np.isfinite(surv).all() or (surv < -1e-9).any() or (surv > 1 + 1e-9).any():
+        raise InputDataError("survival must hold probabilities in [0, 1] (no NaN).")
+    keep = (grid >= t.min()) & (grid < t.max())
+    if keep.sum() < 2:
+        raise InputDataError(f"the integrated Brier score needs at least two times within the follow-up "
+                             f"[{t.min():g}, {t.max():g}) days; {int(keep.sum())} of {grid.size} are.")
+    train = _censoring_data(train_event, train_time, ev, t)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            return float(_ibs(train, _surv(ev, t), np.clip(surv[:, keep], 0, 1), grid[keep]))
+    except ValueError as exc:
+        raise InputDataError(f"integrated Brier score is undefined on these {ev.size} samples: {exc}") from None

@@ -21,16 +21,39 @@ REQUIRED_ATTRS = INT_ATTRS + FLOAT_ATTRS + STR_ATTRS
 
 @dataclass
 class FeaturesFile:
-    """Content of a features h5: ``features`` (N, D) float32, ``coords`` (N, 2) int64 level-0 (x, y)."""
+    """Content of a features h5.
+
+    Attributes
+    ----------
+    features : (N, D) float32.
+    coords : (N, 2) int64 level-0 (x, y).
+    read_failed : (N,) bool, True where the patch was unreadable and encoded as a white tile.
+    attrs : root attributes.
+    """
 
     features: np.ndarray
     coords: np.ndarray
     attrs: dict[str, Any] = field(default_factory=dict)
+    read_failed: np.ndarray | None = None
+
+
+def _attr(value: Any) -> Any:
+    if isinstance(value, bool | np.bool_):
+        return np.int64(value)
+    if isinstance(value, int | np.integer):
+        return np.int64(value)
+    if isinstance(value, float | np.floating):
+        return np.float64(value)
+    return str(value)
 
 
 def write_features_h5_(path: str | os.PathLike[str], features: np.ndarray, coords: np.ndarray,
-                       attrs: dict[str, Any]) -> None:
-    """Write a features file atomically. ``attrs`` must hold every name in ``REQUIRED_ATTRS``."""
+                       attrs: dict[str, Any], read_failed: np.ndarray | None = None) -> None:
+    """Write a features file atomically.
+
+    ``attrs`` must hold every name in ``REQUIRED_ATTRS``; other attributes are written as int64,
+    float64 or str. ``read_failed`` (N,) bool is stored as dataset ``read_failed`` (uint8; zeros if None).
+    """
     missing = [a for a in REQUIRED_ATTRS if a not in attrs]
     if missing:
         raise ValueError(f"features attrs missing {missing}")
@@ -43,6 +66,10 @@ def write_features_h5_(path: str | os.PathLike[str], features: np.ndarray, coord
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
         f.create_dataset("features", data=features, chunks=(min(n, 256), d) if n and d else None)
         f.create_dataset("coords", data=coords)
+        failed = np.zeros(n, np.uint8) if read_failed is None else np.asarray(read_failed, np.uint8).reshape(n)
+        f.create_dataset("read_failed", data=failed)
+        for name, value in attrs.items():
+            f.attrs[name] = _attr(value)
         for name in INT_ATTRS:
             f.attrs[name] = np.int64(attrs[name])
         for name in FLOAT_ATTRS:
@@ -59,9 +86,9 @@ def _decode(value: Any) -> Any:
     return value
 
 
-def features_complete(path: str | os.PathLike[str], *, encoder: str | None = None) -> bool:
+def features_complete(path: str | os.PathLike[str], *, encoder: str | None = None, key: str | None = None) -> bool:
     """True if ``path`` is a finished features file (status attr set, features rows == coords rows,
-    and, when given, written by ``encoder``)."""
+    and, when given, written by ``encoder`` with ``extract_key`` == ``key``)."""
     p = Path(path)
     if not p.is_file():
         return False
@@ -70,6 +97,8 @@ def features_complete(path: str | os.PathLike[str], *, encoder: str | None = Non
             if "status" not in f.attrs or "features" not in f or "coords" not in f:
                 return False
             if encoder is not None and _decode(f.attrs.get("encoder")) != encoder:
+                return False
+            if key is not None and _decode(f.attrs.get("extract_key")) != key:
                 return False
             return f["features"].ndim == 2 and f["features"].shape[0] == f["coords"].shape[0]
     except OSError:
@@ -95,8 +124,10 @@ def read_features_h5(path: str | os.PathLike[str]) -> FeaturesFile:
             raise InputDataError(f"features file {p} lacks attribute(s) {missing}. {fix}")
         feats = f["features"][()]
         coords = f["coords"][()]
+        failed = f["read_failed"][()].astype(bool) if "read_failed" in f else None
         attrs = {k: _decode(v) for k, v in f.attrs.items()}
     if feats.ndim != 2 or coords.shape != (feats.shape[0], 2):
         raise InputDataError(f"features file {p}: 'features' {feats.shape} and 'coords' {coords.shape} "
                              f"must be (N, D) and (N, 2). {fix}")
-    return FeaturesFile(features=feats.astype(np.float32, copy=False), coords=coords.astype(np.int64), attrs=attrs)
+    return FeaturesFile(features=feats.astype(np.float32, copy=False), coords=coords.astype(np.int64), attrs=attrs,
+                        read_failed=failed)

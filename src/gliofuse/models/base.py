@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -55,6 +55,23 @@ class FusionModel(nn.Module):
     def gradient_groups(self) -> dict[str, list[nn.Parameter]]:
         """Named parameter groups (per modality branch) for gradient policies; default: one group."""
         return {"all": [p for p in self.parameters() if p.requires_grad]}
+
+    def embedding_parts(self) -> dict[str, slice]:
+        """Column slices of ``ModelOutput.embedding`` that are the named ``modality_embeddings``.
+
+        A model whose embedding is a plain concatenation ``[z_a ; z_b]`` declares
+        ``{"a": slice(0, d_a), "b": slice(d_a, d_a + d_b)}`` so that gradient policies can split the
+        head's weight into per-part blocks. Default: ``{}`` (not a concatenation).
+        """
+        return {}
+
+    def gradient_policies(self) -> list[tuple[str, dict[str, Any]]]:
+        """Gradient policies the architecture asks for: ``[(policy name, options), ...]``.
+
+        A declaration only; :func:`gliofuse.training.hooks.build_policies` builds the objects, so
+        the model never touches optimisers or gradients. Default: none.
+        """
+        return []
 
 
 def require_input(x: Tensor | None, name: str, model: str) -> Tensor:

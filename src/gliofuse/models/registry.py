@@ -182,7 +182,8 @@ def create_model(name: str, *, input_dims: Mapping[str, int], tasks: Iterable[st
     Parameters
     ----------
     name : registered model name (see :func:`list_models`).
-    input_dims : ``{"wsi": D, "omics": G}``; feature dimension per available modality.
+    input_dims : ``{"wsi": D, "omics": G}``; feature dimension per available modality, plus optional
+        ``"omics:<gene set>": G_s`` entries (one per ``training.gene_sets``) for gene-subspace models.
     tasks : task(s) the model will be trained for; ``None`` skips the check.
     **overrides : hyper-parameters, keys of ``card.defaults``.
 
@@ -211,6 +212,8 @@ def create_model(name: str, *, input_dims: Mapping[str, int], tasks: Iterable[st
             raise ConfigError(
                 f"model {name!r} does not support task(s) {unsupported}; it supports {list(card.tasks)}. "
                 "Change training.tasks or training.models.")
-    model = _REGISTRY[name].fn(input_dims={m: dims[m] for m in card.modalities}, **params)
+    # "<modality>:<part>" keys (e.g. "omics:tumour", one per gene set) travel with their modality
+    model = _REGISTRY[name].fn(input_dims={k: v for k, v in dims.items() if k.split(":", 1)[0] in card.modalities},
+                               **params)
     model.card = card
     return model

@@ -134,15 +134,14 @@ def build_expression_matrix_(*, files_json: Path, rnaseq_dir: Path, value_column
     values = values[:, order].astype(np.float32)
     prov = provenance(config=config, inputs={"files_rnaseq": meta, **{f"star:{p.parent.name}": p for p in paths}})
 
-    with atomic_path(out_h5) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("values", data=values)
-            f.create_dataset("patients", data=samples["patient_id"].to_numpy().astype("S"))
-            f.create_dataset("genes", data=genes.astype("S"))
-            f.create_dataset("gene_names", data=names.astype("S"))
-            f.attrs["value_column"] = value_column
-            f.attrs["log_transform"] = bool(log_transform)
-            f.attrs["provenance"] = json.dumps(prov, sort_keys=True)
+    with atomic_path(out_h5) as tmp, h5py.File(tmp, "w") as f:
+        f.create_dataset("values", data=values)
+        f.create_dataset("patients", data=samples["patient_id"].to_numpy().astype("S"))
+        f.create_dataset("genes", data=genes.astype("S"))
+        f.create_dataset("gene_names", data=names.astype("S"))
+        f.attrs["value_column"] = value_column
+        f.attrs["log_transform"] = bool(log_transform)
+        f.attrs["provenance"] = json.dumps(prov, sort_keys=True)
     write_table_(out_samples, samples, prov=prov)
     log.info("expression matrix: %d patients x %d genes -> %s", values.shape[0], values.shape[1], out_h5)
     return values.shape

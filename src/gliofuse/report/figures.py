@@ -1,9 +1,13 @@
-"""Report figures from evaluation tables (PNG, Agg backend).
+"""Report figures from evaluation tables (PNG + SVG, Agg backend, byte-reproducible).
 
-* :func:`plot_model_task_`: Kaplan-Meier curves of risk groups (survival) or ROC curves and a
-  confusion matrix (classification) from ``predictions_oof.tsv``.
+* :func:`plot_model_task_`: Kaplan-Meier curves of risk groups with the log-rank p-value and the
+  numbers at risk (survival), or ROC curves per class and a confusion matrix (classification),
+  from ``predictions_oof.tsv``.
 * :func:`plot_summary_`: the main metric of every model x task with its bootstrap CI.
 * :func:`plot_cohort_`: class counts and Kaplan-Meier curves of the cohort by diagnosis.
+
+Other figures: :mod:`gliofuse.report.training` (training curves, gradient-coordination dynamics),
+:mod:`gliofuse.report.forest` (model comparisons), :mod:`gliofuse.report.attention` (heatmaps).
 """
 
 from __future__ import annotations
@@ -11,9 +15,6 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -23,20 +24,15 @@ from gliofuse.errors import InputDataError
 from gliofuse.evaluation.aggregate import SUMMARY_COLUMNS, prob_columns, task_kind
 from gliofuse.evaluation.metrics import logrank_p
 from gliofuse.evaluation.survival import median_risk_groups
-from gliofuse.io import atomic_path, read_table_
+from gliofuse.io import read_table_
+from gliofuse.report.style import DEFAULT_DPI, figure_style, save_figure
 from gliofuse.training.tasks import DIAGNOSIS_CLASSES, GRADE_CLASSES
 
 logger = logging.getLogger(__name__)
 
-DPI = 110
+DPI = DEFAULT_DPI
 MAIN_METRIC = {"survival": "c_index", "classification": "auc_macro"}
-
-
-def _save(fig: Figure, out_png: Path) -> None:
-    with atomic_path(out_png) as tmp:
-        fig.savefig(tmp, format="png", dpi=DPI)
-    plt.close(fig)
-    logger.info("wrote %s", out_png)
+RISK_COLOURS = {"low risk": "tab:blue", "high risk": "tab:red"}
 
 
 def _km(ax: plt.Axes, time: np.ndarray, event: np.ndarray, label: str, color: str | None = None) -> None:
@@ -48,23 +44,49 @@ def _km(ax: plt.Axes, time: np.ndarray, event: np.ndarray, label: str, color: st
                                censor_styles={"ms": 4, "marker": "|"})
 
 
+def at_risk_counts(time: np.ndarray, ticks: np.ndarray) -> list[int]:
+    """Numbers at risk (still followed, ``time >= tick``) at each tick."""
+    t = np.asarray(time, dtype=np.float64)
+    return [int((t >= x).sum()) for x in ticks]
+
+
+def _at_risk_table(ax_tab: plt.Axes, ax_km: plt.Axes, groups: list[tuple[str, np.ndarray, str]]) -> None:
+    ticks = [x for x in ax_km.get_xticks() if ax_km.get_xlim()[0] <= x <= ax_km.get_xlim()[1]]
+    ax_tab.set_xlim(ax_km.get_xlim())
+    ax_tab.set_ylim(-0.5, len(groups) - 0.5)
+    for row, (name, time, colour) in enumerate(groups):
+        y = len(groups) - 1 - row
+        for x, n in zip(ticks, at_risk_counts(time, np.asarray(ticks)), strict=True):
+            ax_tab.text(x, y, str(n), ha="center", va="center", fontsize=8, color=colour)
+    ax_tab.set_yticks(range(len(groups)), [g[0] for g in reversed(groups)], fontsize=8)
+    ax_tab.set_xticks([])
+    for side in ("top", "right", "bottom", "left"):
+        ax_tab.spines[side].set_visible(False)
+    ax_tab.tick_params(axis="y", length=0, pad=14)
+    ax_tab.set_title("number at risk", fontsize=8, loc="left")
+
+
 def _plot_survival(df: pd.DataFrame, title: str) -> Figure:
     t = df["time_days"].to_numpy(dtype=np.float64)
     ev = df["event"].to_numpy(dtype=np.int64)
     high = median_risk_groups(df["risk"].to_numpy(dtype=np.float64), df["fold"].to_numpy())
-    fig, ax = plt.subplots(figsize=(6.0, 4.5), layout="constrained")
-    for mask, name, color in ((~high, "low risk", "tab:blue"), (high, "high risk", "tab:red")):
+    fig, (ax, ax_tab) = plt.subplots(2, 1, figsize=(6.4, 5.2), height_ratios=[4.5, 0.8], layout="constrained")
+    groups = []
+    for mask, name in ((~high, "low risk"), (high, "high risk")):
         if mask.any():
-            _km(ax, t[mask], ev[mask], name, color)
+            _km(ax, t[mask], ev[mask], name, RISK_COLOURS[name])
+            groups.append((name, t[mask], RISK_COLOURS[name]))
     try:
         p = logrank_p(t, ev, high)
         ax.text(0.98, 0.95, f"log-rank p = {p:.2g}", transform=ax.transAxes, ha="right", va="top")
     except InputDataError:
         ax.text(0.98, 0.95, "log-rank p: n/a (one group)", transform=ax.transAxes, ha="right", va="top")
+    ax.set_xlim(0, max(float(t.max()), 1.0) * 1.02)
     ax.set_xlabel("time (days)")
     ax.set_ylabel("survival probability")
     ax.set_ylim(0, 1.05)
     ax.set_title(f"{title}\nrisk groups: median split of out-of-fold risk within each fold", fontsize=9)
+    _at_risk_table(ax_tab, ax, groups)
     return fig
 
 
@@ -104,18 +126,20 @@ def _plot_classification(df: pd.DataFrame, title: str) -> Figure:
     return fig
 
 
-def plot_model_task_(*, oof_path: Path, task: str, out_png: Path) -> None:
+def plot_model_task_(*, oof_path: Path, task: str, out_png: Path, out_vector: Path | None = None,
+                     dpi: int = DPI) -> None:
     """Figure of one model's out-of-fold predictions for one task.
 
     Survival: Kaplan-Meier curves of the low- and high-risk groups (median split of the
-    out-of-fold risk within each fold) with the log-rank p-value. Classification: one-vs-rest
-    ROC curves per class next to the confusion matrix.
+    out-of-fold risk within each fold) with the log-rank p-value and the numbers at risk.
+    Classification: one-vs-rest ROC curves per class next to the confusion matrix.
 
     Parameters
     ----------
     oof_path : ``results/evaluation/<model>/<task>/predictions_oof.tsv`` (contract §9).
     task : ``"survival"``, ``"grade"`` or ``"diagnosis"``.
-    out_png : output PNG.
+    out_png : output PNG; ``out_vector`` its SVG/PDF twin (default: ``out_png`` with ``.svg``).
+    dpi : PNG resolution.
     """
     kind = task_kind(task)
     required = ["model", "fold", *(("time_days", "event", "risk") if kind == "survival" else ("y_true",))]
@@ -123,11 +147,12 @@ def plot_model_task_(*, oof_path: Path, task: str, out_png: Path) -> None:
     if df.empty:
         raise InputDataError(f"out-of-fold prediction table {oof_path} has no rows.")
     title = f"{df['model'].iloc[0]} — {task} (n={len(df)})"
-    fig = _plot_survival(df, title) if kind == "survival" else _plot_classification(df, title)
-    _save(fig, Path(out_png))
+    with figure_style():
+        fig = _plot_survival(df, title) if kind == "survival" else _plot_classification(df, title)
+    save_figure(fig, Path(out_png), out_vector=out_vector, dpi=dpi)
 
 
-def plot_summary_(*, summary_path: Path, out_png: Path) -> None:
+def plot_summary_(*, summary_path: Path, out_png: Path, out_vector: Path | None = None, dpi: int = DPI) -> None:
     """Bar chart of the main metric (``c_index`` / ``auc_macro``) per model, one panel per task.
 
     Bars show the pooled out-of-fold value with its bootstrap CI as error bars (the fold mean
@@ -137,6 +162,12 @@ def plot_summary_(*, summary_path: Path, out_png: Path) -> None:
     tasks = sorted(df["task"].unique(), key=lambda t: (t != "survival", t))
     if not tasks:
         raise InputDataError(f"summary table {summary_path} has no rows.")
+    with figure_style():
+        fig = _summary_figure(df, tasks)
+    save_figure(fig, Path(out_png), out_vector=out_vector, dpi=dpi)
+
+
+def _summary_figure(df: pd.DataFrame, tasks: list[str]) -> Figure:
     fig, axes = plt.subplots(1, len(tasks), figsize=(max(4.0, 3.8 * len(tasks)), 4.2), squeeze=False,
                              layout="constrained")
     for ax, task in zip(axes[0], tasks, strict=True):
@@ -155,10 +186,10 @@ def plot_summary_(*, summary_path: Path, out_png: Path) -> None:
         ax.set_ylabel(metric)
         ax.set_title(task)
     fig.suptitle("pooled out-of-fold performance (95% bootstrap CI)", fontsize=10)
-    _save(fig, Path(out_png))
+    return fig
 
 
-def plot_cohort_(*, labels_path: Path, out_png: Path) -> None:
+def plot_cohort_(*, labels_path: Path, out_png: Path, out_vector: Path | None = None, dpi: int = DPI) -> None:
     """Cohort overview from the label table (contract §3).
 
     Panels: patients per diagnosis, patients per WHO grade (missing labels shown as
@@ -166,6 +197,12 @@ def plot_cohort_(*, labels_path: Path, out_png: Path) -> None:
     """
     df = read_table_(labels_path, required=["patient_id", "time_days", "event", "diagnosis", "grade"],
                      what="label table", dtype={"patient_id": str})
+    with figure_style():
+        fig = _cohort_figure(df)
+    save_figure(fig, Path(out_png), out_vector=out_vector, dpi=dpi)
+
+
+def _cohort_figure(df: pd.DataFrame) -> Figure:
     fig, (ax_d, ax_g, ax_km) = plt.subplots(1, 3, figsize=(15.0, 4.4), layout="constrained")
     for ax, col, names, title in ((ax_d, "diagnosis", DIAGNOSIS_CLASSES, "diagnosis (WHO 2021)"),
                                   (ax_g, "grade", GRADE_CLASSES, "WHO CNS grade")):
@@ -191,4 +228,4 @@ def plot_cohort_(*, labels_path: Path, out_png: Path) -> None:
     ax_km.set_title("Kaplan-Meier by diagnosis", fontsize=10)
     if ax_km.get_legend() is not None:
         ax_km.legend(fontsize=7)
-    _save(fig, Path(out_png))
+    return fig

@@ -21,6 +21,7 @@ import pandas as pd
 from gliofuse.config import GliofuseConfig
 from gliofuse.data.datasets import (
     FeatureFileInfo,
+    GeneSetPreprocessor,
     OmicsPreprocessor,
     PatientBagDataset,
     Targets,
@@ -30,7 +31,7 @@ from gliofuse.data.datasets import (
 )
 from gliofuse.errors import ConfigError, InputDataError
 from gliofuse.io import provenance, read_json_, read_table_, sidecar_path
-from gliofuse.training.tasks import SPLITS, TaskSpec, get_task
+from gliofuse.training.tasks import SPLITS, TaskSpec, diagnosis4_labels, get_task
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +116,10 @@ def read_task_targets_(labels_path: Path, patients: Sequence[str], task: TaskSpe
     InputDataError
         Missing columns, duplicate patients, a split patient without a label row, or bad values.
     """
+    four_class = task.name == "diagnosis" and task.n_classes == 4
     required = ["patient_id", "time_days", "event"] + ([task.label_column] if task.label_column else [])
+    if four_class:
+        required.append("who2021_grade")
     labels = read_table_(labels_path, required=required, what="label table", dtype={"patient_id": str})
     dup = labels["patient_id"][labels["patient_id"].duplicated()].tolist()
     if dup:
@@ -143,22 +147,34 @@ def read_task_targets_(labels_path: Path, patients: Sequence[str], task: TaskSpe
         assert task.label_column is not None
         raw = pd.to_numeric(rows[task.label_column], errors="coerce").to_numpy(dtype=np.float64)
         raw = np.where(np.isfinite(raw), raw, -1.0)
-        bad = [p for p, v in zip(patients, raw, strict=True) if v != -1 and (v not in range(task.n_classes))]
+        n_source = 3 if four_class else task.n_classes
+        bad = [p for p, v in zip(patients, raw, strict=True) if v != -1 and (v not in range(n_source))]
         if bad:
             raise InputDataError(
                 f"label table {labels_path}: column {task.label_column!r} must hold class indices "
-                f"0..{task.n_classes - 1} or -1 (missing); bad values for {_short(bad)}.")
+                f"0..{n_source - 1} or -1 (missing); bad values for {_short(bad)}.")
+        if four_class:
+            grade = pd.to_numeric(rows["who2021_grade"], errors="coerce").to_numpy(dtype=np.float64)
+            raw = np.asarray(diagnosis4_labels(raw.tolist(), grade.tolist()), dtype=np.float64)
         label = raw.astype(np.int64)
         usable = label >= 0
     return Targets(time_days=time_days, event=event, label=label), usable
 
 
-def _fold_config(cfg: GliofuseConfig, model_name: str, task: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The settings a fold's result depends on (models/tasks lists and device excluded)."""
-    t = cfg.training
+_NOT_IN_FOLD_CONFIG = frozenset({"models", "tasks", "device", "resume", "keep_epoch_checkpoints", "model_overrides",
+                                 "model_training"})
+
+
+def _fold_config(cfg: GliofuseConfig, model_name: str, task: str, params: dict[str, Any],
+                 tasks: Sequence[str] = ()) -> dict[str, Any]:
+    """The settings a fold's result depends on (model list, device and bookkeeping options excluded)."""
+    training = cfg.training.for_model(model_name)
+    t = training.model_dump(mode="json")
+    settings = {k: v for k, v in t.items() if k not in _NOT_IN_FOLD_CONFIG}
+    if not training.multitask:
+        settings.pop("loss_weights")
     return {"seed": cfg.seed, "model": model_name, "task": task, "model_params": params,
-            "epochs": t.epochs, "batch_size": t.batch_size, "lr": t.lr, "weight_decay": t.weight_decay,
-            "patience": t.patience, "max_patches": t.max_patches, "n_top_genes": t.n_top_genes}
+            "trained_tasks": list(tasks or [task]), **settings}
 
 
 def _features_digest(infos: Sequence[FeatureFileInfo]) -> str:
@@ -192,8 +208,9 @@ def train_fold_(*, cfg: GliofuseConfig, model_name: str, task: str, split_path: 
 
     Parameters
     ----------
-    cfg : validated configuration; uses ``seed`` and the ``training`` section
-        (``model_overrides[model_name]`` are the model's hyper-parameter overrides).
+    cfg : validated configuration; uses ``seed`` and the ``training`` section with
+        ``training.model_training[model_name]`` applied (``model_overrides[model_name]`` are the model's
+        hyper-parameter overrides).
     model_name : registered model (``gliofuse models list``).
     task : ``"survival"``, ``"grade"`` or ``"diagnosis"``.
     split_path : ``results/splits/fold_<k>.json`` (contract §7).
@@ -202,15 +219,20 @@ def train_fold_(*, cfg: GliofuseConfig, model_name: str, task: str, split_path: 
     feature_paths : slide feature files (contract §5); patient id = first 12 characters of the stem.
         May be empty for omics-only models.
     out_dir : ``results/training/<model>/<task>/fold_<k>/``; receives ``checkpoint.pt``,
-        ``history.tsv`` and ``predictions.tsv`` (contract §8).
+        ``history.tsv``, ``gc_dynamics.tsv`` and ``predictions.tsv`` (contract §8), and ``last.pt``
+        while training (resumed after an interruption when ``training.resume``).
 
     Notes
     -----
     Patients without the task's outcome (survival: unknown time/event; classification: label -1)
-    are dropped from training and from the prediction table; counts are logged. Omics are
-    reduced to the ``training.n_top_genes`` most variable genes and z-scored with statistics of
-    the training partition only. If ``out_dir/predictions.tsv`` exists with matching provenance
-    the fold is skipped.
+    are dropped from training and from the prediction table; counts are logged. With
+    ``training.multitask`` the other tasks of ``training.tasks`` get heads too; their missing
+    outcomes are masked in their losses. Everything fitted on data uses the training partition only
+    (the validation partition of the split, carved from the training patients, selects the epoch):
+    omics reduced to the ``training.n_top_genes`` most variable genes and z-scored, one z-scored
+    vector per ``training.gene_sets`` entry (sets that cannot be matched are skipped with a warning),
+    survival bin edges (``survival_loss: nll``) and class weights. If ``out_dir/predictions.tsv``
+    exists with matching provenance the fold is skipped.
 
     Raises
     ------
@@ -219,17 +241,22 @@ def train_fold_(*, cfg: GliofuseConfig, model_name: str, task: str, split_path: 
     InputDataError
         The split, labels, features or omics violate their contracts, or a split patient lacks one.
     """
-    from gliofuse.models.heads import build_head
     from gliofuse.models.registry import create_model, get_model_card, resolve_model_params
-    from gliofuse.seed import seed_everything
-    from gliofuse.training.harness import FitConfig, fit_fold_
+    from gliofuse.training.harness import FitConfig, fit_fold_, resolve_device, seed_fold
+    from gliofuse.training.objectives import build_objective
 
-    spec = get_task(task)
+    t_cfg = cfg.training.for_model(model_name)
+    spec = get_task(task, diagnosis_classes=t_cfg.diagnosis_classes)
+    task_names = [spec.name]
+    if t_cfg.multitask:
+        task_names += [str(getattr(x, "value", x)) for x in t_cfg.tasks if str(getattr(x, "value", x)) != spec.name]
+    specs = {n: get_task(n, diagnosis_classes=t_cfg.diagnosis_classes) for n in task_names}
     card = get_model_card(model_name)
-    if spec.name not in card.tasks:
-        raise ConfigError(f"model {model_name!r} does not support task {spec.name!r} (it supports "
+    unsupported = [n for n in task_names if n not in card.tasks]
+    if unsupported:
+        raise ConfigError(f"model {model_name!r} does not support task {unsupported[0]!r} (it supports "
                           f"{list(card.tasks)}). Change training.tasks or training.models.")
-    params = resolve_model_params(model_name, **cfg.training.model_overrides.get(model_name, {}))
+    params = resolve_model_params(model_name, **t_cfg.model_overrides.get(model_name, {}))
     uses_wsi, uses_omics = "wsi" in card.modalities, "omics" in card.modalities
     if uses_omics and omics_path is None:
         raise ConfigError(f"model {model_name!r} reads omics but no omics matrix was given (--omics).")
@@ -258,14 +285,21 @@ def train_fold_(*, cfg: GliofuseConfig, model_name: str, task: str, split_path: 
     if uses_omics:
         assert omics_path is not None
         inputs["omics"] = Path(omics_path)
-    prov = provenance(config=_fold_config(cfg, model_name, spec.name, params), inputs=inputs, extra=extra)
+    prov = provenance(config=_fold_config(cfg, model_name, spec.name, params, task_names), inputs=inputs,
+                      extra=extra)
     if is_fold_done(out_dir, prov):
         logger.info("fold %d of %s/%s is already trained (provenance matches); skipping %s",
                     split.fold, model_name, spec.name, out_dir)
         return
 
     targets, usable = read_task_targets_(Path(labels_path), patients, spec)
+    if len(task_names) > 1:
+        # multi-task: the primary task decides who is kept; other outcomes may be missing (masked in the losses)
+        labels = {n: read_task_targets_(Path(labels_path), patients, specs[n])[0].label
+                  for n in task_names if specs[n].kind == "classification"}
+        targets = Targets(time_days=targets.time_days, event=targets.event, label=targets.label, labels=labels)
     omics_rows = None
+    matrix = None
     if uses_omics:
         matrix = read_omics_(Path(omics_path))  # type: ignore[arg-type]
         no_omics = [p for p in patients if p not in set(matrix.patients)]
@@ -290,34 +324,73 @@ def train_fold_(*, cfg: GliofuseConfig, model_name: str, task: str, split_path: 
                              f"{split.fold} ({split_path}).")
     if spec.kind == "survival" and not np.nansum(targets.event[keep["train"]]) > 0:
         raise InputDataError(f"task survival: no death event among the training patients of fold {split.fold}; "
-                             "the Cox model cannot be fit. Use fewer folds or stratify_by: event.")
+                             "the survival model cannot be fit. Use fewer folds or stratify_by: event.")
 
     preproc = None
+    gene_sets = None
     if omics_rows is not None:
-        preproc = OmicsPreprocessor(n_top_genes=cfg.training.n_top_genes).fit(omics_rows[keep["train"]])
+        assert matrix is not None
+        preproc = OmicsPreprocessor(n_top_genes=t_cfg.n_top_genes).fit(omics_rows[keep["train"]])
+        gene_sets = _fit_gene_sets(t_cfg.gene_sets, omics_rows[keep["train"]], matrix.gene_names)
 
     seed = cfg.seed + split.fold
 
     def make(name: str) -> PatientBagDataset:
         idx = keep[name]
-        sub = Targets(time_days=targets.time_days[idx], event=targets.event[idx], label=targets.label[idx])
+        sub = Targets(time_days=targets.time_days[idx], event=targets.event[idx], label=targets.label[idx],
+                      labels={k: v[idx] for k, v in targets.labels.items()})
+        rows = None if omics_rows is None else omics_rows[idx]
         return PatientBagDataset(
             patient_ids=[patients[i] for i in idx], slide_files=by_patient if uses_wsi else None,
-            omics=None if preproc is None else preproc.transform(omics_rows[idx]),  # type: ignore[index]
-            targets=sub, max_patches=cfg.training.max_patches if name == "train" else None, seed=seed)
+            omics=None if preproc is None else preproc.transform(rows),  # type: ignore[arg-type]
+            omics_sets=None if gene_sets is None else gene_sets.transform(rows),  # type: ignore[arg-type]
+            targets=sub, max_patches=t_cfg.max_patches if name == "train" else None, seed=seed,
+            bag_level=t_cfg.bag_level)
 
     datasets = {name: make(name) for name in SPLITS}
     input_dims = {"wsi": wsi_dim, "omics": 0 if preproc is None else preproc.n_features}
-    seed_everything(seed)
-    model = create_model(model_name, input_dims=input_dims, tasks=(spec.name,), **params)
-    head = build_head(spec.kind, model.embed_dim, spec.n_classes)
-    fit = FitConfig(epochs=cfg.training.epochs, batch_size=cfg.training.batch_size, lr=cfg.training.lr,
-                    weight_decay=cfg.training.weight_decay, patience=cfg.training.patience,
-                    device=cfg.training.device, seed=seed)
-    fit_fold_(model=model, head=head, task=spec, datasets=datasets, fit=fit, out_dir=out_dir,
-              model_name=model_name, fold=split.fold, prov=prov,
+    if gene_sets is not None:
+        input_dims.update({f"omics:{n}": d for n, d in gene_sets.dims.items()})
+    train_idx = keep["train"]
+    objectives = {
+        n: build_objective(specs[n], train_time_days=targets.time_days[train_idx],
+                           train_labels=(targets.labels.get(n, targets.label)[train_idx]
+                                         if specs[n].kind == "classification" else None),
+                           survival_loss=t_cfg.survival_loss, n_bins=t_cfg.n_bins, nll_alpha=t_cfg.nll_alpha,
+                           class_weights=t_cfg.class_weights, weight=t_cfg.loss_weights.get(n, 1.0))
+        for n in task_names}
+    seed_fold(seed, resolve_device(t_cfg.device))
+    model = create_model(model_name, input_dims=input_dims, tasks=tuple(task_names), **params)
+    heads = {n: o.build_head(model.embed_dim) for n, o in objectives.items()}
+    fit = FitConfig.from_training(t_cfg, seed=seed)
+    fit_fold_(model=model, heads=heads, objectives=objectives, primary=spec.name, datasets=datasets, fit=fit,
+              out_dir=out_dir, model_name=model_name, fold=split.fold, prov=prov,
               checkpoint_extra={"model_params": params, "input_dims": input_dims,
                                 "omics_preprocessing": None if preproc is None else preproc.state_dict(),
+                                "gene_sets": None if gene_sets is None else gene_sets.state_dict(),
+                                "bag_level": t_cfg.bag_level,
                                 "split": {"path": str(split_path), "fold": split.fold, "n_folds": split.n_folds,
                                           "seed": split.seed, "stratify_by": split.stratify_by},
                                 "n_patients": {k: len(v) for k, v in keep.items()}, "dropped": dropped})
+
+
+def _fit_gene_sets(names: Sequence[str], train_rows: np.ndarray, gene_names: Sequence[str]) -> GeneSetPreprocessor | None:
+    """Per-gene-set omics vectors fit on the training rows; sets that cannot be matched are left out (logged).
+
+    A model that needs a missing set fails at ``create_model`` with the set's name.
+    """
+    if not gene_names:
+        logger.warning("the omics matrix has no 'gene_names'; per-gene-set omics vectors (training.gene_sets) are "
+                       "not built")
+        return None
+    usable = []
+    for name in names:
+        try:
+            GeneSetPreprocessor([name]).fit(train_rows, gene_names)
+        except (InputDataError, ConfigError) as exc:
+            logger.warning("gene set %s is not built: %s", name, exc)
+            continue
+        usable.append(name)
+    if not usable:
+        return None
+    return GeneSetPreprocessor(usable).fit(train_rows, gene_names)

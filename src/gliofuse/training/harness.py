@@ -1,19 +1,31 @@
-"""Fit one model on one fold: optimisation, early stopping, checkpoint and prediction tables.
+"""Fit one model on one fold: optimisation, early stopping, checkpoints, resume and prediction tables.
 
-The harness is model-agnostic: it sees a :class:`~gliofuse.models.base.FusionModel`, a task head
-and a :class:`~gliofuse.training.tasks.TaskSpec`, never a paper-specific branch. Architecture
-specific terms arrive through ``ModelOutput.aux_losses``; gradient manipulation through ``hooks``.
+The harness is model-agnostic: it sees a :class:`~gliofuse.models.base.FusionModel`, one head per
+task and an :class:`~gliofuse.training.objectives.Objective` per task, never a paper-specific
+branch. Architecture-specific terms arrive through ``ModelOutput.aux_losses``; gradient
+manipulation through gradient policies (:mod:`gliofuse.training.hooks`), built from what the model
+declares.
+
+Outputs in ``out_dir`` (docs/data-contracts.md §8): ``predictions.tsv``, ``history.tsv`` (rewritten
+after every epoch), ``gc_dynamics.tsv``, ``checkpoint.pt`` (best epoch) and, while training,
+``last.pt`` (everything needed to resume after the last finished epoch; removed at the end).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
+import pickle
+import random
+import shutil
 import time
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,22 +38,23 @@ from gliofuse.data.collate import collate_bags
 from gliofuse.data.datasets import Batch, PatientBagDataset
 from gliofuse.io import atomic_path, code_version, write_table_
 from gliofuse.models.base import FusionModel
-from gliofuse.seed import seed_everything
-from gliofuse.training.losses import cox_ph_loss, cross_entropy
+from gliofuse.training.hooks import GradientPolicy, StepContext, build_policies, dynamics_frame
+from gliofuse.training.objectives import Objective, objectives_state
 from gliofuse.training.tasks import SPLITS, TaskSpec
 
 logger = logging.getLogger(__name__)
 
+HISTORY_COLUMNS: tuple[str, ...] = ("epoch", "train_loss", "val_loss", "val_metric", "train_task_loss",
+                                    "train_aux_loss", "lr", "seconds")
+"""Leading columns of ``history.tsv``; ``aux_<name>`` (mean training aux losses) and, in multi-task
+training, ``val_loss_<task>`` follow."""
 
-class GradientPolicy(Protocol):
-    """Hook called after ``loss.backward()`` and before ``optimizer.step()``."""
-
-    def after_backward(self, model: FusionModel, step: int) -> None: ...
+LAST_CHECKPOINT = "last.pt"
 
 
 @dataclass(frozen=True)
 class FitConfig:
-    """Optimisation settings of one fold (from ``training`` in config.yaml)."""
+    """Optimisation settings of one fold (from ``training`` in config.yaml; see ``TrainingConfig``)."""
 
     epochs: int
     batch_size: int
@@ -50,6 +63,23 @@ class FitConfig:
     patience: int
     device: str = "auto"
     seed: int = 0
+    optimizer: str = "adamw"
+    momentum: float = 0.9
+    scheduler: str = "none"
+    min_lr: float = 0.0
+    warmup_epochs: int = 0
+    grad_clip: float | None = None
+    amp: bool = True
+    amp_dtype: str = "bf16"
+    monitor: str = "loss"
+    resume: bool = False
+    keep_epoch_checkpoints: bool = False
+
+    @classmethod
+    def from_training(cls, training: Any, *, seed: int) -> FitConfig:
+        """From a ``TrainingConfig``."""
+        names = [f for f in cls.__dataclass_fields__ if f != "seed"]
+        return cls(seed=seed, **{n: getattr(training, n) for n in names})
 
 
 @dataclass
@@ -62,6 +92,25 @@ class FitResult:
     history: pd.DataFrame
     predictions: pd.DataFrame
     seconds: float
+    resumed_from: int = 0
+
+
+def seed_fold(seed: int, device: torch.device | str = "cpu") -> None:
+    """Seed Python, NumPy and torch for one fold; on CUDA also ask for deterministic kernels.
+
+    On CPU the kernels used here are deterministic already; ``torch.use_deterministic_algorithms``
+    is skipped there because its first call imports ``torch._inductor`` (~1.4 s of every job's
+    start-up). On CUDA it is called with ``warn_only=True`` (a few kernels, e.g. ``index_add_``
+    backward, have no deterministic variant) and cuDNN autotuning is disabled.
+    """
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+    if torch.device(device).type == "cuda":
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # deterministic cuBLAS (before first use)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -71,11 +120,40 @@ def resolve_device(spec: str) -> torch.device:
     return torch.device(spec)
 
 
-def task_loss(task: TaskSpec, output: Tensor, batch: Batch) -> Tensor:
-    """Loss of a head output on a batch: Cox partial likelihood or cross-entropy."""
-    if task.kind == "survival":
-        return cox_ph_loss(output, batch.time_days, batch.event)
-    return cross_entropy(output, batch.label)
+def make_optimizer(params: Sequence[nn.Parameter], fit: FitConfig) -> torch.optim.Optimizer:
+    """Adam (coupled L2), AdamW (decoupled) or SGD with momentum."""
+    if fit.optimizer == "adam":
+        return torch.optim.Adam(params, lr=fit.lr, weight_decay=fit.weight_decay)
+    if fit.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=fit.lr, weight_decay=fit.weight_decay)
+    if fit.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=fit.lr, momentum=fit.momentum, weight_decay=fit.weight_decay)
+    raise ValueError(f"unknown optimizer {fit.optimizer!r}; expected adam, adamw or sgd.")
+
+
+def lr_factor(epoch: int, fit: FitConfig) -> float:
+    """Learning-rate multiplier for 0-based ``epoch``: linear warm-up from 0.1, then cosine to ``min_lr``."""
+    if fit.scheduler == "none":
+        return 1.0
+    if epoch < fit.warmup_epochs:
+        return 0.1 + 0.9 * epoch / fit.warmup_epochs
+    span = max(1, fit.epochs - fit.warmup_epochs)
+    progress = min(1.0, (epoch - fit.warmup_epochs) / span)
+    floor = fit.min_lr / fit.lr
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, fit: FitConfig) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-epoch schedule of :func:`lr_factor` (``scheduler.step()`` once per epoch)."""
+    if fit.scheduler not in ("none", "cosine"):
+        raise ValueError(f"unknown scheduler {fit.scheduler!r}; expected none or cosine.")
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: lr_factor(e, fit))
+
+
+def _autocast(device: torch.device, fit: FitConfig) -> AbstractContextManager[Any]:
+    if fit.amp and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16 if fit.amp_dtype == "bf16" else torch.float16)
+    return nullcontext()
 
 
 def _loader(ds: PatientBagDataset, batch_size: int, *, shuffle: bool, seed: int = 0) -> DataLoader:
@@ -84,179 +162,351 @@ def _loader(ds: PatientBagDataset, batch_size: int, *, shuffle: bool, seed: int 
                       num_workers=0)
 
 
+def targets_batch(ds: PatientBagDataset) -> Batch:
+    """A target-only :class:`Batch` of the dataset's patients (``ds.patient_ids`` order)."""
+    t = ds.targets
+    return Batch(wsi=None, wsi_mask=None, omics=None, patient_ids=list(ds.patient_ids),
+                 time_days=torch.as_tensor(np.asarray(t.time_days, dtype=np.float32)),
+                 event=torch.as_tensor(np.asarray(t.event, dtype=np.float32)),
+                 label=torch.as_tensor(np.asarray(t.label, dtype=np.int64)),
+                 labels={k: torch.as_tensor(np.asarray(v, dtype=np.int64)) for k, v in t.labels.items()})
+
+
 @torch.no_grad()
-def predict(model: FusionModel, head: nn.Module, ds: PatientBagDataset, *, batch_size: int,
-            device: torch.device) -> tuple[Tensor, Batch | None]:
-    """Head outputs for every patient of ``ds`` (full bags, eval mode).
+def predict(model: FusionModel, heads: Mapping[str, nn.Module], ds: PatientBagDataset, *, batch_size: int,
+            device: torch.device, fit: FitConfig | None = None) -> dict[str, Tensor]:
+    """Head outputs per patient of ``ds`` (full bags, eval mode), in ``ds.patient_ids`` order.
+
+    With ``bag_level="slide"`` the outputs of a patient's slides are averaged (head outputs: risk,
+    hazard logits or class logits).
 
     Returns
     -------
-    outputs : CPU Tensor, shape = (n,) (risk) or (n, K) (logits).
-    targets : a target-only :class:`Batch` (time_days, event, label, patient_ids) or None if ``ds`` is empty.
+    ``{task: CPU float Tensor}``, shape = (P,) (Cox risk) or (P, K) (logits).
     """
     model.eval()
-    head.eval()
-    outs, batches = [], []
-    for batch in _loader(ds.inference_view(), batch_size, shuffle=False):
-        outs.append(head(model(batch.to(device)).embedding).float().cpu())
-        batches.append(batch)
-    if not outs:
-        return torch.zeros(0), None
-    targets = Batch(wsi=None, wsi_mask=None, omics=None,
-                    patient_ids=[p for b in batches for p in b.patient_ids],
-                    time_days=torch.cat([b.time_days for b in batches]),
-                    event=torch.cat([b.event for b in batches]),
-                    label=torch.cat([b.label for b in batches]))
-    return torch.cat(outs), targets
+    for h in heads.values():
+        h.eval()
+    view = ds.inference_view()
+    outs: dict[str, list[Tensor]] = defaultdict(list)
+    ctx = _autocast(device, fit) if fit is not None else nullcontext()
+    for batch in _loader(view, batch_size, shuffle=False):
+        with ctx:
+            emb = model(batch.to(device)).embedding
+            for task, head in heads.items():
+                outs[task].append(head(emb).float().cpu())
+    owner = torch.as_tensor([view.items[i][0] for i in range(len(view))], dtype=torch.long)
+    result = {}
+    for task, parts in outs.items():
+        per_item = torch.cat(parts)
+        if len(view) == len(view.patient_ids) and bool((owner == torch.arange(len(owner))).all()):
+            result[task] = per_item
+            continue
+        shape = (len(view.patient_ids), *per_item.shape[1:])
+        total = torch.zeros(shape, dtype=per_item.dtype).index_add_(0, owner, per_item)
+        count = torch.zeros(len(view.patient_ids), dtype=per_item.dtype).index_add_(0, owner, torch.ones(len(owner)))
+        result[task] = total / count.clamp_min(1).reshape(-1, *([1] * (per_item.ndim - 1)))
+    return result
 
 
 def _informative(task: TaskSpec, ds: PatientBagDataset | None) -> bool:
     if ds is None or len(ds) == 0:
         return False
     if task.kind == "survival":
-        return len(ds) >= 2 and bool(np.nansum(ds.targets.event) > 0)
-    return bool((ds.targets.label >= 0).any())
+        return len(ds.patient_ids) >= 2 and bool(np.nansum(ds.targets.event) > 0)
+    labels = ds.targets.labels.get(task.name, ds.targets.label)
+    return bool((np.asarray(labels) >= 0).any())
 
 
-def prediction_frame(task: TaskSpec, outputs: Tensor, targets: Batch, *, model_name: str, fold: int,
+def prediction_frame(objective: Objective, outputs: Tensor, targets: Batch, *, model_name: str, fold: int,
                      split: str) -> pd.DataFrame:
     """Rows of ``predictions.tsv`` (docs/data-contracts.md §8) for one split."""
+    task = objective.task
     base = {"patient_id": targets.patient_ids, "model": model_name, "task": task.name, "fold": fold,
             "split": split}
+    values = objective.prediction_values(outputs)
     if task.kind == "survival":
         return pd.DataFrame({**base, "time_days": targets.time_days.double().numpy(),
-                             "event": targets.event.numpy().astype(np.int64),
-                             "risk": outputs.double().numpy()})
-    prob = torch.softmax(outputs.double(), dim=1).numpy()
-    df = pd.DataFrame({**base, "y_true": targets.label.numpy().astype(np.int64),
-                       "y_pred": prob.argmax(axis=1).astype(np.int64)})
-    for k, col in enumerate(task.prob_columns):
-        df[col] = prob[:, k]
-    return df
+                             "event": targets.event.numpy().astype(np.int64), "risk": values["risk"]})
+    labels = targets.labels.get(task.name, targets.label)
+    return pd.DataFrame({**base, "y_true": labels.numpy().astype(np.int64), **values})
+
+
+def _rng_state() -> dict[str, Any]:
+    state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: Mapping[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(state["numpy"])
+    random.setstate(state["python"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _cpu_state(module: nn.Module) -> dict[str, Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
+def save_epoch_checkpoint_(path: Path, state: Mapping[str, Any]) -> None:
+    """Write the resume state atomically (a kill mid-write keeps the previous epoch's file)."""
+    with atomic_path(path) as tmp:
+        torch.save(dict(state), tmp)
+
+
+def _load_resume_state(path: Path, prov: Mapping[str, Any]) -> dict[str, Any] | None:
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except (OSError, RuntimeError, EOFError, pickle.UnpicklingError) as exc:  # a corrupt file: start over
+        logger.warning("cannot read %s (%s); training from scratch", path, exc)
+        return None
+    keys = ("gliofuse_version", "config_hash", "inputs", "extra")
+    old = state.get("provenance", {})
+    if any(_jsonable(old.get(k)) != _jsonable(prov.get(k)) for k in keys):
+        logger.info("%s belongs to another configuration or input; training from scratch", path)
+        return None
+    return state
+
+
+def _jsonable(obj: Any) -> Any:
+    import json
+
+    return json.loads(json.dumps(obj, sort_keys=True, default=str))
 
 
 def fit_fold_(
-    *, model: FusionModel, head: nn.Module, task: TaskSpec, datasets: Mapping[str, PatientBagDataset],
-    fit: FitConfig, out_dir: Path, model_name: str, fold: int, prov: Mapping[str, Any],
-    checkpoint_extra: Mapping[str, Any] | None = None, hooks: Sequence[GradientPolicy] = (),
+    *, model: FusionModel, heads: Mapping[str, nn.Module], objectives: Mapping[str, Objective], primary: str,
+    datasets: Mapping[str, PatientBagDataset], fit: FitConfig, out_dir: Path, model_name: str, fold: int,
+    prov: Mapping[str, Any], checkpoint_extra: Mapping[str, Any] | None = None,
+    hooks: Sequence[GradientPolicy] | None = None,
 ) -> FitResult:
-    """Train ``model`` + ``head`` on ``datasets["train"]``, early-stop on ``datasets["val"]``, write outputs.
+    """Train ``model`` + ``heads`` on ``datasets["train"]``, select the epoch on ``datasets["val"]``, write outputs.
 
-    Optimiser AdamW (``fit.lr``, ``fit.weight_decay``); loss = task loss + sum of ``aux_losses``.
-    After each epoch the loss on the whole validation set (full bags) is computed; the best state
-    is kept and training stops after ``fit.patience`` epochs without improvement. Without an
-    informative validation set (empty, or no event for survival) the training loss is monitored.
+    Loss = ``sum_t weight_t * loss_t`` over the objectives + ``sum(ModelOutput.aux_losses)``. After every
+    epoch the primary task's loss and metric on the whole validation set (full bags, patient level)
+    are computed; the best epoch by ``fit.monitor`` is kept and training stops after ``fit.patience``
+    epochs without improvement. Without an informative validation set (empty, no label, or no event
+    for survival) the training task loss is monitored.
 
     Parameters
     ----------
-    model, head : the backbone (from ``create_model``) and its task head.
-    task : the task (loss and prediction columns).
+    model : the backbone (from ``create_model``).
+    heads : ``{task: head}``; one per objective.
+    objectives : ``{task: Objective}`` (fitted on the training fold).
+    primary : the task whose predictions are written and on which the epoch is selected.
     datasets : ``{"train", "val", "test"}`` -> :class:`PatientBagDataset`; ``train`` may sample
         patches (``max_patches``), predictions always use full bags. ``val``/``test`` may be empty.
-    fit : optimisation settings (epochs, batch size, learning rate, patience, device, seed).
-    out_dir : receives ``checkpoint.pt``, ``history.tsv`` and ``predictions.tsv`` (written last).
+    fit : optimisation settings.
+    out_dir : receives ``checkpoint.pt``, ``history.tsv``, ``gc_dynamics.tsv`` and ``predictions.tsv``
+        (written last); ``last.pt`` while training.
     model_name, fold : written into the prediction rows and the checkpoint.
-    prov : provenance record for the tables (``gliofuse.io.provenance``).
+    prov : provenance record for the tables (``gliofuse.io.provenance``); a ``last.pt`` is resumed only
+        when its provenance matches.
     checkpoint_extra : more fields for the checkpoint (model params, omics preprocessing, split).
-    hooks : gradient policies called after every backward pass.
+    hooks : gradient policies called after every backward pass; None: those the model declares
+        (:func:`gliofuse.training.hooks.build_policies`).
 
     Returns
     -------
     FitResult
     """
     t0 = time.perf_counter()
-    seed_everything(fit.seed)
+    out_dir = Path(out_dir)
     device = resolve_device(fit.device)
+    seed_fold(fit.seed, device)
     train_ds = datasets["train"]
     val_ds = datasets.get("val")
     if len(train_ds) == 0:
         raise ValueError("fit_fold_: the training set is empty.")
+    if set(heads) != set(objectives) or primary not in heads:
+        raise ValueError(f"fit_fold_: heads {sorted(heads)} and objectives {sorted(objectives)} must match and "
+                         f"contain the primary task {primary!r}.")
+    policies = list(build_policies(model) if hooks is None else hooks)
+    head_modules = nn.ModuleDict(dict(heads))
     model.to(device)
-    head.to(device)
-    params = [p for p in [*model.parameters(), *head.parameters()] if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=fit.lr, weight_decay=fit.weight_decay)
-    monitor = "val" if _informative(task, val_ds) else "train"
+    head_modules.to(device)
+    params = [p for p in [*model.parameters(), *head_modules.parameters()] if p.requires_grad]
+    optimizer = make_optimizer(params, fit)
+    scheduler = make_scheduler(optimizer, fit)
+    scaler = torch.amp.GradScaler("cuda") if (fit.amp and fit.amp_dtype == "fp16" and device.type == "cuda") else None
+    obj_primary = objectives[primary]
+    monitor = "val" if _informative(obj_primary.task, val_ds) else "train"
     if monitor == "train":
         logger.warning("fold %d: validation set is empty or has no %s; early stopping monitors the training loss",
-                       fold, "event" if task.kind == "survival" else "label")
-    logger.info("fold %d: training %s for %s on %s: %d train / %d val / %d test patients, %d parameters",
-                fold, model_name, task.name, device, len(train_ds), len(val_ds or []),
-                len(datasets.get("test") or []), sum(p.numel() for p in params))
+                       fold, "event" if obj_primary.task.kind == "survival" else "label")
+    val_targets = targets_batch(val_ds) if val_ds is not None and len(val_ds) > 0 else None
 
-    best_loss, best_epoch, bad_epochs, step = math.inf, 0, 0, 0
+    best_score, best_loss, best_epoch, bad_epochs, step, start = math.inf, math.inf, 0, 0, 0, 1
     best_state: dict[str, dict[str, Tensor]] = {}
     history: list[dict[str, float]] = []
-    for epoch in range(1, fit.epochs + 1):
+    last_path = out_dir / LAST_CHECKPOINT
+    resumed = _load_resume_state(last_path, prov) if fit.resume else None
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        head_modules.load_state_dict(resumed["heads"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        scheduler.load_state_dict(resumed["scheduler"])
+        if scaler is not None and resumed.get("scaler"):
+            scaler.load_state_dict(resumed["scaler"])
+        for policy, pstate in zip(policies, resumed.get("policies", []), strict=False):
+            if hasattr(policy, "load_state_dict"):
+                policy.load_state_dict(pstate)
+        history = list(resumed["history"])
+        best_state, best_score, best_loss = resumed["best_state"], resumed["best_score"], resumed["best_loss"]
+        best_epoch, bad_epochs, step = resumed["best_epoch"], resumed["bad_epochs"], resumed["step"]
+        start = int(resumed["epoch"]) + 1
+        _set_rng_state(resumed["rng"])
+        logger.info("fold %d: resuming %s/%s after epoch %d from %s", fold, model_name, primary, start - 1, last_path)
+    logger.info("fold %d: training %s for %s on %s: %d train / %d val / %d test items, %d parameters, policies %s",
+                fold, model_name, "+".join(heads), device, len(train_ds), len(val_ds or []),
+                len(datasets.get("test") or []), sum(p.numel() for p in params),
+                [getattr(p, "name", type(p).__name__) for p in policies])
+
+    stop = bool(resumed) and bad_epochs >= fit.patience
+    for epoch in range(start, fit.epochs + 1):
+        if stop:
+            break
+        t_epoch = time.perf_counter()
         model.train()
-        head.train()
+        head_modules.train()
         train_ds.set_epoch(epoch)
-        total, count = 0.0, 0
+        sums: dict[str, float] = defaultdict(float)
+        count = 0
+        lr = optimizer.param_groups[0]["lr"]
         for batch in _loader(train_ds, fit.batch_size, shuffle=True, seed=fit.seed + epoch):
             batch = batch.to(device)
-            out = model(batch)
-            loss = task_loss(task, head(out.embedding), batch)
-            for aux in out.aux_losses.values():
-                loss = loss + aux
+            with _autocast(device, fit):
+                out = model(batch)
+                outputs = {t: head_modules[t](out.embedding) for t in objectives}
+            task_losses = {t: o.loss(outputs[t].float(), batch) for t, o in objectives.items()}
+            task_total = sum(objectives[t].weight * task_losses[t] for t in objectives)
+            aux_total = sum((a.float() for a in out.aux_losses.values()), torch.zeros((), device=device))
+            loss = task_total + aux_total
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            for hook in hooks:
-                hook.after_backward(model, step)
-            optimizer.step()
+            if scaler is not None:
+                scaler.scale(loss).backward()
+                scaler.unscale_(optimizer)
+            else:
+                loss.backward()
+            context = StepContext(epoch=epoch, step=step, batch=batch, output=out, heads=head_modules,
+                                  objectives=objectives)
+            for policy in policies:
+                policy.after_backward(model, step, context)
+            if fit.grad_clip is not None:
+                nn.utils.clip_grad_norm_(params, fit.grad_clip)
+            if scaler is not None:
+                scaler.step(optimizer)
+                scaler.update()
+            else:
+                optimizer.step()
             step += 1
-            total += float(loss.detach()) * len(batch)
-            count += len(batch)
-        train_loss = total / max(count, 1)
-        val_loss = math.nan
-        if val_ds is not None and len(val_ds) > 0:
-            outputs, targets = predict(model, head, val_ds, batch_size=fit.batch_size, device=device)
-            assert targets is not None
-            val_loss = float(task_loss(task, outputs, targets))
-        history.append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss})
-        current = val_loss if monitor == "val" else train_loss
-        improved = current < best_loss
+            n = len(batch)
+            count += n
+            sums["train_loss"] += float(loss.detach()) * n
+            sums["train_task_loss"] += float(task_losses[primary].detach()) * n
+            sums["train_aux_loss"] += float(aux_total.detach()) * n
+            for name, a in out.aux_losses.items():
+                sums[f"aux_{name}"] += float(a.detach()) * n
+        scheduler.step()
+        row: dict[str, float] = {"epoch": epoch, **{k: v / max(count, 1) for k, v in sums.items()}}
+        row["val_loss"], row["val_metric"] = math.nan, math.nan
+        if val_targets is not None:
+            val_out = predict(model, head_modules, val_ds, batch_size=fit.batch_size, device=device, fit=fit)  # type: ignore[arg-type]
+            for t, o in objectives.items():
+                v = float(o.loss(val_out[t], val_targets))
+                if len(objectives) > 1:
+                    row[f"val_loss_{t}"] = v
+                if t == primary:
+                    row["val_loss"] = v
+                    row["val_metric"] = obj_primary.metric(val_out[t], val_targets)
+        row["lr"], row["seconds"] = lr, time.perf_counter() - t_epoch
+        history.append(row)
+        if monitor == "train":
+            score = row["train_task_loss"]
+        elif fit.monitor == "metric":
+            score = -row["val_metric"] if math.isfinite(row["val_metric"]) else math.inf
+        else:
+            score = row["val_loss"]
+        improved = score < best_score
         if improved:
-            best_loss, best_epoch, bad_epochs = current, epoch, 0
-            best_state = {"model": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-                          "head": {k: v.detach().cpu().clone() for k, v in head.state_dict().items()}}
+            best_score, best_epoch, bad_epochs = score, epoch, 0
+            best_loss = row["val_loss"] if monitor == "val" else row["train_task_loss"]
+            best_state = {"model": _cpu_state(model), "heads": _cpu_state(head_modules)}
         else:
             bad_epochs += 1
-        logger.info("fold %d epoch %d/%d: train_loss=%.4f val_loss=%.4f%s", fold, epoch, fit.epochs,
-                    train_loss, val_loss, " *" if improved else "")
+        logger.info("fold %d epoch %d/%d: train_loss=%.4f val_loss=%.4f val_%s=%.4f (%.1f s)%s", fold, epoch,
+                    fit.epochs, row["train_loss"], row["val_loss"], obj_primary.metric_name, row["val_metric"],
+                    row["seconds"], " *" if improved else "")
+        _write_history(out_dir, history, prov)
+        resume_state = {
+            "epoch": epoch, "model": _cpu_state(model), "heads": _cpu_state(head_modules),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "scaler": scaler.state_dict() if scaler is not None else None,
+            "policies": [p.state_dict() if hasattr(p, "state_dict") else {} for p in policies],
+            "history": history, "best_state": best_state, "best_score": best_score, "best_loss": best_loss,
+            "best_epoch": best_epoch, "bad_epochs": bad_epochs, "step": step, "rng": _rng_state(),
+            "provenance": dict(prov),
+        }
+        save_epoch_checkpoint_(last_path, resume_state)
+        if fit.keep_epoch_checkpoints:
+            shutil.copyfile(last_path, out_dir / f"epoch_{epoch:03d}.pt")
         if bad_epochs >= fit.patience:
-            logger.info("fold %d: early stop after epoch %d (best epoch %d, %s loss %.4f)",
-                        fold, epoch, best_epoch, monitor, best_loss)
+            logger.info("fold %d: early stop after epoch %d (best epoch %d, %s %s %.4f)", fold, epoch, best_epoch,
+                        monitor, fit.monitor, best_score)
             break
     if best_state:
         model.load_state_dict(best_state["model"])
-        head.load_state_dict(best_state["head"])
+        head_modules.load_state_dict(best_state["heads"])
 
     frames = []
     for split in SPLITS:
         ds = datasets.get(split)
         if ds is None or len(ds) == 0:
             continue
-        outputs, targets = predict(model, head, ds, batch_size=fit.batch_size, device=device)
-        assert targets is not None
-        frames.append(prediction_frame(task, outputs, targets, model_name=model_name, fold=fold, split=split))
-    predictions = pd.concat(frames, ignore_index=True)[task.prediction_columns]
-    history_df = pd.DataFrame(history, columns=["epoch", "train_loss", "val_loss"])
+        outputs = predict(model, head_modules, ds, batch_size=fit.batch_size, device=device, fit=fit)
+        frames.append(prediction_frame(obj_primary, outputs[primary], targets_batch(ds), model_name=model_name,
+                                       fold=fold, split=split))
+    predictions = pd.concat(frames, ignore_index=True)[obj_primary.task.prediction_columns]
+    history_df = _history_frame(history)
 
-    out_dir = Path(out_dir)
+    primary_head = head_modules[primary]
     checkpoint = {
-        "model_state": best_state.get("model", model.state_dict()),
-        "head_state": best_state.get("head", head.state_dict()),
+        "model_state": best_state.get("model", _cpu_state(model)),
+        "head_state": {k.removeprefix(f"{primary}."): v for k, v in
+                       best_state.get("heads", _cpu_state(head_modules)).items() if k.startswith(f"{primary}.")},
+        "heads_state": best_state.get("heads", _cpu_state(head_modules)),
+        "head_class": type(primary_head).__name__,
         "card": model.card.to_dict() if model.card is not None else None,
-        "model_name": model_name, "task": task.name, "task_kind": task.kind, "class_names": list(task.class_names),
+        "model_name": model_name, "task": primary, "task_kind": obj_primary.task.kind,
+        "class_names": list(obj_primary.task.class_names), "tasks": list(heads),
+        "objectives": objectives_state(objectives), "fit": asdict(fit),
         "fold": fold, "best_epoch": best_epoch, "best_loss": best_loss, "monitor": monitor,
+        "monitor_metric": fit.monitor,
         "gliofuse_version": __version__, "code_version": code_version(), "torch_version": torch.__version__,
         "provenance": dict(prov), **dict(checkpoint_extra or {}),
     }
     with atomic_path(out_dir / "checkpoint.pt") as tmp:
         torch.save(checkpoint, tmp)
     write_table_(out_dir / "history.tsv", history_df, prov=prov)
+    write_table_(out_dir / "gc_dynamics.tsv", dynamics_frame(policies), prov=prov)
     write_table_(out_dir / "predictions.tsv", predictions, prov=prov)
+    last_path.unlink(missing_ok=True)
     seconds = time.perf_counter() - t0
     logger.info("fold %d: done in %.1f s (best epoch %d, %s loss %.4f) -> %s", fold, seconds, best_epoch,
                 monitor, best_loss, out_dir)
     return FitResult(best_epoch=best_epoch, best_loss=best_loss, monitor=monitor, history=history_df,
-                     predictions=predictions, seconds=seconds)
+                     predictions=predictions, seconds=seconds, resumed_from=start - 1)
+
+
+def _history_frame(history: list[dict[str, float]]) -> pd.DataFrame:
+    extra = sorted({k for row in history for k in row} - set(HISTORY_COLUMNS))
+    return pd.DataFrame(history, columns=[*HISTORY_COLUMNS, *extra])
+
+
+def _write_history(out_dir: Path, history: list[dict[str, float]], prov: Mapping[str, Any]) -> None:
+    write_table_(out_dir / "history.tsv", _history_frame(history), prov=prov)

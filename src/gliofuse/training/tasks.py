@@ -5,6 +5,8 @@ Torch-free, so evaluation and report code may import it.
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -15,6 +17,13 @@ GRADE_CLASSES: tuple[str, ...] = ("G2", "G3", "G4")
 
 DIAGNOSIS_CLASSES: tuple[str, ...] = ("astrocytoma_idhmut", "oligodendroglioma_idhmut_codel", "glioblastoma_idhwt")
 """``diagnosis`` class indices 0/1/2 (WHO CNS5 2021 adult-type diffuse gliomas)."""
+
+DIAGNOSIS4_CLASSES: tuple[str, ...] = (
+    "astrocytoma_idhmut_g23", "astrocytoma_idhmut_g4", "oligodendroglioma_idhmut_codel", "glioblastoma_idhwt",
+)
+"""``diagnosis`` with ``training.diagnosis_classes: 4``: the IDH-mutant astrocytoma split by WHO grade
+(grade 4 = CDKN2A/B homozygous deletion or histologic grade 4; label-table column ``who2021_grade``), as
+the 4-class WHO-2021 label of the subspace-fusion original (Zhang et al., MICCAI 2024)."""
 
 PREDICTION_ID_COLUMNS: tuple[str, ...] = ("patient_id", "model", "task", "fold", "split")
 SURVIVAL_COLUMNS: tuple[str, ...] = ("time_days", "event", "risk")
@@ -62,9 +71,38 @@ TASK_SPECS: dict[str, TaskSpec] = {
 }
 
 
-def get_task(name: str) -> TaskSpec:
-    """The :class:`TaskSpec` of a task name; unknown names raise ``ConfigError``."""
+DIAGNOSIS4 = TaskSpec("diagnosis", "classification", "diagnosis", DIAGNOSIS4_CLASSES)
+
+
+def get_task(name: str, *, diagnosis_classes: int = 3) -> TaskSpec:
+    """The :class:`TaskSpec` of a task name; unknown names raise ``ConfigError``.
+
+    ``diagnosis_classes=4`` gives the 4-class diagnosis (:data:`DIAGNOSIS4_CLASSES`).
+    """
     try:
-        return TASK_SPECS[str(name)]
+        spec = TASK_SPECS[str(name)]
     except KeyError:
         raise ConfigError(f"unknown task {name!r}; training.tasks accepts {sorted(TASK_SPECS)}.") from None
+    if spec.name == "diagnosis" and diagnosis_classes == 4:
+        return DIAGNOSIS4
+    if diagnosis_classes not in (3, 4):
+        raise ConfigError(f"training.diagnosis_classes = {diagnosis_classes!r}: expected 3 or 4.")
+    return spec
+
+
+def diagnosis4_labels(diagnosis: Sequence[float], who2021_grade: Sequence[float]) -> list[int]:
+    """4-class diagnosis indices from the 3-class ``diagnosis`` and ``who2021_grade`` columns.
+
+    astrocytoma (0) -> 0 (grade 2/3) or 1 (grade 4; unknown grade -> -1); oligodendroglioma (1) -> 2;
+    glioblastoma (2) -> 3; missing (-1 / NaN) -> -1.
+    """
+    out = []
+    for d, g in zip(diagnosis, who2021_grade, strict=True):
+        d = -1 if d is None or math.isnan(d) else int(d)
+        if d == 0:
+            out.append(-1 if g is None or math.isnan(g) else (1 if int(g) == 4 else 0))
+        elif d in (1, 2):
+            out.append(d + 1)
+        else:
+            out.append(-1)
+    return out

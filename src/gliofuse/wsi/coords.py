@@ -1,4 +1,11 @@
-"""Read and write the patch-coordinates HDF5 file (docs/data-contracts.md §4)."""
+"""Read and write the patch-coordinates HDF5 file (docs/data-contracts.md §4).
+
+Root attributes carry gliofuse's fields; the ``coords`` dataset also carries TRIDENT's attribute
+names (``patch_size`` = side at the target resolution, ``patch_size_level0``, ``level0_magnification``,
+``target_magnification``, ``overlap``, ``name``, ``savetodir``, ``level0_width``, ``level0_height``) and
+CLAM's level fields (``patch_level``, ``downsample``, ``level_dim``, ``downsampled_level_dim``), so
+TRIDENT/CLAM-style readers find what they look for.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +22,9 @@ from gliofuse.errors import InputDataError
 from gliofuse.io import atomic_path
 
 #: attributes every coords file carries (ints, floats, strings)
-INT_ATTRS = ("patch_size", "patch_size_level0", "read_level", "read_size")
+INT_ATTRS = ("patch_size", "patch_size_level0", "read_level", "read_size", "level0_width", "level0_height")
 FLOAT_ATTRS = ("level0_magnification", "target_magnification", "mpp_level0", "target_mpp")
-STR_ATTRS = ("mpp_source", "slide_id", "slide_hash", "status", "reason", "provenance")
+STR_ATTRS = ("mpp_source", "slide_id", "slide_hash", "status", "reason", "parameters", "provenance")
 REQUIRED_ATTRS = INT_ATTRS + FLOAT_ATTRS + STR_ATTRS
 
 
@@ -46,8 +53,12 @@ class CoordsFile:
 
 
 def write_coords_h5_(path: str | os.PathLike[str], coords: np.ndarray, tissue_fraction: np.ndarray,
-                     attrs: dict[str, Any]) -> None:
-    """Write a coords file atomically. ``attrs`` must hold every name in ``REQUIRED_ATTRS``."""
+                     attrs: dict[str, Any], coords_attrs: dict[str, Any] | None = None) -> None:
+    """Write a coords file atomically.
+
+    ``attrs`` (root attributes) must hold every name in ``REQUIRED_ATTRS``; ``coords_attrs`` go on the
+    ``coords`` dataset (TRIDENT/CLAM-compatible names, see the module docstring).
+    """
     missing = [a for a in REQUIRED_ATTRS if a not in attrs]
     if missing:
         raise ValueError(f"coords attrs missing {missing}")
@@ -56,7 +67,9 @@ def write_coords_h5_(path: str | os.PathLike[str], coords: np.ndarray, tissue_fr
     if len(coords) != len(tissue_fraction):
         raise ValueError(f"coords ({len(coords)}) and tissue_fraction ({len(tissue_fraction)}) differ in length")
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        f.create_dataset("coords", data=coords)
+        ds = f.create_dataset("coords", data=coords)
+        for name, value in (coords_attrs or {}).items():
+            ds.attrs[name] = value
         f.create_dataset("tissue_fraction", data=tissue_fraction)
         for name in INT_ATTRS:
             f.attrs[name] = np.int64(attrs[name])

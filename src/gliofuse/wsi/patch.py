@@ -1,4 +1,4 @@
-"""``patch_slide_``: segment one slide, tile it, and write the coords h5, QC PNG and status JSON."""
+"""``patch_slide_``: segment one slide, tile it, and write coords h5, GeoJSON, QC images and status JSON."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import openslide
 
 from gliofuse.config import WsiConfig
 from gliofuse.io import file_hash, provenance
+from gliofuse.wsi.contours import TissuePolygon, mask_to_polygons, polygons_to_geojson, write_geojson_
 from gliofuse.wsi.coords import write_coords_h5_
 from gliofuse.wsi.grid import PatchGeometry, patch_geometry, tissue_patches
-from gliofuse.wsi.qc import render_qc, write_qc_png_
+from gliofuse.wsi.overrides import read_overrides, slide_config
+from gliofuse.wsi.qc import render_contours, render_qc, write_jpeg_, write_qc_png_
 from gliofuse.wsi.reader import magnification, open_slide, read_downsampled, slide_mpp
 from gliofuse.wsi.segment import TissueMask, segment_tissue
 from gliofuse.wsi.state import SlideRecord, SlideStatus, write_status_
@@ -45,20 +48,49 @@ def _qc_text(slide_id: str, record: SlideRecord, geom: PatchGeometry | None) -> 
     return "\n".join(lines)
 
 
+def _contour_text(slide_id: str, record: SlideRecord, cfg: WsiConfig) -> str:
+    lines = [slide_id, f"{record.n_tissue_regions} tissue region(s), {record.n_holes} hole(s)"]
+    if record.seg_threshold is not None:
+        lines.append(f"saturation > {record.seg_threshold} ({cfg.saturation_threshold}), preset {cfg.preset}")
+    if record.overrides:
+        lines.append("overrides: " + ", ".join(record.overrides))
+    return "\n".join(lines)
+
+
+def _coords_dataset_attrs(slide: openslide.AbstractSlide, geom: PatchGeometry | None, *, slide_id: str,
+                          out_dir: Path) -> dict[str, Any]:
+    """TRIDENT/CLAM-compatible attributes of the ``coords`` dataset (see gliofuse.wsi.coords)."""
+    w0, h0 = slide.dimensions
+    attrs: dict[str, Any] = {"name": slide_id, "savetodir": str(out_dir), "overlap": np.int64(0),
+                             "level0_width": np.int64(w0), "level0_height": np.int64(h0),
+                             "level_dim": np.array([w0, h0], np.int64)}
+    if geom is not None:
+        ds = float(slide.level_downsamples[geom.read_level])
+        attrs.update(patch_size=np.int64(geom.patch_size), patch_size_level0=np.int64(geom.patch_size_level0),
+                     level0_magnification=np.float64(geom.level0_magnification),
+                     target_magnification=np.float64(geom.target_magnification),
+                     patch_level=np.int64(geom.read_level), downsample=np.array([ds, ds], np.float64),
+                     downsampled_level_dim=np.array(slide.level_dimensions[geom.read_level], np.int64))
+    return attrs
+
+
 def patch_slide_(*, slide_path: Path, cfg: WsiConfig, out_coords: Path, out_qc: Path, out_status: Path,
-                 mpp_override: float | None = None) -> dict[str, Any]:
-    """Segment tissue and compute the patch grid of one slide; write its three outputs atomically.
+                 mpp_override: float | None = None, out_geojson: Path | None = None,
+                 out_thumbnail: Path | None = None, out_contours: Path | None = None) -> dict[str, Any]:
+    """Segment tissue and compute the patch grid of one slide; write its outputs atomically.
 
     Parameters
     ----------
     slide_path : the slide (any OpenSlide format).
-    cfg : the ``wsi`` config section.
+    cfg : the ``wsi`` config section; per-slide rows of ``cfg.overrides_csv`` are applied on top.
     out_coords : coords h5 (docs/data-contracts.md §4): ``coords`` (N, 2) int64 level-0 (x, y),
         ``tissue_fraction`` (N,) float32 and the geometry/provenance attributes.
-    out_qc : PNG thumbnail with the tissue contour and the kept patch grid.
-    out_status : status JSON ``{slide_id, stage, status, reason, n_patches, mpp_level0, mpp_source,
-        tissue_fraction}``.
-    mpp_override : µm per level-0 px to use instead of the slide metadata.
+    out_qc : PNG grid overlay: thumbnail with the tissue outline and the kept patch grid.
+    out_status : status JSON (:class:`~gliofuse.wsi.state.SlideRecord`).
+    mpp_override : µm per level-0 px to use instead of the slide metadata (beats an ``mpp`` CSV cell).
+    out_geojson : tissue polygons with holes in level-0 px (GeoJSON FeatureCollection); None: not written.
+    out_thumbnail : JPEG thumbnail (long side ``QC_MAX_SIDE_PX``); None: not written.
+    out_contours : JPEG contour overlay (exteriors green, holes blue); None: not written.
 
     Returns
     -------
@@ -68,20 +100,29 @@ def patch_slide_(*, slide_path: Path, cfg: WsiConfig, out_coords: Path, out_qc: 
     t0 = time.perf_counter()
     slide_path = Path(slide_path)
     slide_id = slide_id_of(slide_path)
+    overrides = read_overrides(cfg.overrides_csv) if cfg.overrides_csv else None
+    cfg, csv_mpp, overridden = slide_config(cfg, slide_id, overrides)
+    if mpp_override is None:
+        mpp_override = csv_mpp
     slide = open_slide(slide_path)
     try:
         slide_hash = file_hash(slide_path)
         mpp0, mpp_source = slide_mpp(slide, override=mpp_override, default_mpp=cfg.default_mpp)
-        record = SlideRecord(slide_id=slide_id, status=SlideStatus.ok, mpp_level0=mpp0, mpp_source=mpp_source)
+        record = SlideRecord(slide_id=slide_id, status=SlideStatus.ok, mpp_level0=mpp0, mpp_source=mpp_source,
+                             preset=cfg.preset, overrides=overridden)
         geom: PatchGeometry | None = None
         tissue: TissueMask | None = None
+        polygons: list[TissuePolygon] = []
         coords = np.zeros((0, 2), np.int64)
         frac = np.zeros(0, np.float32)
         if mpp0 is None:
             record.status, record.reason = SlideStatus.skipped, REASON_MISSING_MPP
         else:
             tissue = segment_tissue(slide, mpp_level0=mpp0, cfg=cfg, path=slide_path)
+            polygons = mask_to_polygons(tissue.mask, tissue.downsample)
             record.tissue_fraction = round(tissue.tissue_fraction, 6)
+            record.seg_threshold = tissue.threshold
+            record.n_tissue_regions, record.n_holes = len(polygons), sum(len(p.holes) for p in polygons)
             geom = patch_geometry(slide, mpp_level0=mpp0, target_mpp=cfg.target_mpp, patch_px=cfg.patch_px)
             if not tissue.mask.any():
                 record.status, record.reason = SlideStatus.skipped, REASON_NO_TISSUE
@@ -98,14 +139,18 @@ def patch_slide_(*, slide_path: Path, cfg: WsiConfig, out_coords: Path, out_qc: 
                     record.status = SlideStatus.skipped
         record.n_patches = len(coords)
 
-        prov = provenance(config=cfg.model_dump(mode="json"), inputs={"slide": slide_path},
+        params = cfg.model_dump(mode="json")
+        prov = provenance(config=params, inputs={"slide": slide_path},
                           extra={"stage": "wsi_patch", "seg_threshold": tissue.threshold if tissue else None,
-                                 "seg_mpp_actual": tissue.mpp if tissue else None})
+                                 "seg_mpp_actual": tissue.mpp if tissue else None, "overrides": overridden})
+        w0, h0 = slide.dimensions
         attrs = {
             "patch_size": cfg.patch_px,
             "patch_size_level0": geom.patch_size_level0 if geom else -1,
             "read_level": geom.read_level if geom else -1,
             "read_size": geom.read_size if geom else -1,
+            "level0_width": w0,
+            "level0_height": h0,
             "level0_magnification": magnification(mpp0) if mpp0 else math.nan,
             "target_magnification": magnification(cfg.target_mpp),
             "mpp_level0": mpp0 if mpp0 else math.nan,
@@ -115,20 +160,31 @@ def patch_slide_(*, slide_path: Path, cfg: WsiConfig, out_coords: Path, out_qc: 
             "slide_hash": slide_hash,
             "status": str(record.status),
             "reason": record.reason,
+            "parameters": json.dumps({**params, "mpp_override": mpp_override, "overrides": overridden},
+                                     sort_keys=True),
             "provenance": json.dumps(prov, sort_keys=True),
         }
-        w0, h0 = slide.dimensions
+        coords_attrs = _coords_dataset_attrs(slide, geom, slide_id=slide_id, out_dir=Path(out_coords).parent)
         thumb, thumb_ds = read_downsampled(slide, max(1.0, max(w0, h0) / QC_MAX_SIDE_PX), path=slide_path)
     finally:
         slide.close()
 
     qc = render_qc(thumb, thumb_downsample=thumb_ds, mask=tissue.mask if tissue else None, coords=coords,
                    patch_size_level0=geom.patch_size_level0 if geom else 0, text=_qc_text(slide_id, record, geom))
-    write_coords_h5_(out_coords, coords, frac, attrs)
+    write_coords_h5_(out_coords, coords, frac, attrs, coords_attrs)
     write_qc_png_(out_qc, qc)
+    if out_geojson is not None:
+        write_geojson_(out_geojson, polygons_to_geojson(
+            polygons, mpp_level0=mpp0, properties={"slide_id": slide_id, "mpp_level0": mpp0,
+                                                   "status": str(record.status), "seg_mpp": cfg.seg_mpp}))
+    if out_thumbnail is not None:
+        write_jpeg_(out_thumbnail, thumb)
+    if out_contours is not None:
+        write_jpeg_(out_contours, render_contours(thumb, thumb_downsample=thumb_ds, polygons=polygons,
+                                                  text=_contour_text(slide_id, record, cfg)))
     result = write_status_(out_status, record)
-    log.info("wsi_patch %s: %s %s, %d patches, mpp %s (%s), %.2f s", slide_id, record.status, record.reason,
-             record.n_patches, mpp0, mpp_source, time.perf_counter() - t0)
+    log.info("wsi_patch %s: %s %s, %d patches, mpp %s (%s), %d region(s), %.2f s", slide_id, record.status,
+             record.reason, record.n_patches, mpp0, mpp_source, record.n_tissue_regions, time.perf_counter() - t0)
     return result
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -21,7 +21,10 @@ class SlideRecord:
     """What happened to one slide (docs/data-contracts.md §4).
 
     ``mpp_level0`` in µm per level-0 px (None if unknown); ``tissue_fraction`` = fraction of the
-    slide area that is tissue (None if not segmented).
+    slide area that is tissue (None if not segmented); ``preset`` and ``overrides`` (names of the
+    parameters set by ``wsi.overrides_csv`` for this slide) say which parameters were used;
+    ``n_tissue_regions``/``n_holes`` count the GeoJSON polygons and their holes; ``seg_threshold``
+    is the saturation threshold applied (None if not segmented).
     """
 
     slide_id: str
@@ -31,6 +34,11 @@ class SlideRecord:
     mpp_level0: float | None = None
     mpp_source: str = "missing"
     tissue_fraction: float | None = None
+    preset: str | None = None
+    overrides: list[str] = field(default_factory=list)
+    n_tissue_regions: int = 0
+    n_holes: int = 0
+    seg_threshold: int | None = None
     stage: str = "wsi_patch"
 
     def to_dict(self) -> dict[str, Any]:

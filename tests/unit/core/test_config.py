@@ -4,7 +4,6 @@ import yaml
 from gliofuse.config import GliofuseConfig, load_config, parse_config, section_snapshot
 from gliofuse.errors import ConfigError
 from gliofuse.io import atomic_path, file_hash, provenance
-
 from tests.conftest import REPO
 
 
@@ -39,10 +38,9 @@ def test_missing_config_file(tmp_path):
 
 def test_atomic_path_leaves_nothing_on_error(tmp_path):
     target = tmp_path / "out.txt"
-    with pytest.raises(RuntimeError):
-        with atomic_path(target) as tmp:
-            tmp.write_text("partial")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_text("partial")
+        raise RuntimeError("killed")
     assert not target.exists() and list(tmp_path.iterdir()) == []
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from gliofuse.data.collate import collate_bags
 from gliofuse.data.datasets import (
     OmicsPreprocessor,
     PatientBagDataset,
@@ -135,3 +136,67 @@ def test_lazy_loading_matches_preloaded(slides: dict[str, Path]) -> None:
     by_patient, _ = group_feature_files_(slides.values())
     kw = {"patient_ids": ["TCGA-02-0001"], "slide_files": by_patient, "omics": None}
     assert torch.equal(PatientBagDataset(**kw, preload=False)[0].wsi, PatientBagDataset(**kw, preload=True)[0].wsi)
+
+
+# ----------------------------------------------------------------------------- positions, bag levels, gene sets
+def test_grid_positions_from_level0_coords() -> None:
+    from gliofuse.data.datasets import grid_positions, raster_positions
+
+    pitch = 512
+    coords = np.array([[1000 + c * pitch, 3000 + r * pitch] for r, c in [(0, 0), (0, 1), (0, 3), (2, 1), (3, 3)]])
+    assert grid_positions(coords).tolist() == [[0, 0], [0, 1], [0, 3], [2, 1], [3, 3]]
+    # two tissue regions on grids with different origins still snap to one pitch
+    shifted = np.vstack([coords, [[1000 + 7 * pitch + 37, 3000 + 37]]])
+    assert grid_positions(shifted)[-1].tolist() == [0, 7]
+    assert grid_positions(np.zeros((5, 2))).tolist() == raster_positions(5).tolist()  # degenerate coords
+    assert raster_positions(5).tolist() == [[0, 0], [0, 1], [0, 2], [1, 0], [1, 1]]
+
+
+def test_layout_slides_side_by_side_keeps_the_map_square() -> None:
+    from gliofuse.data.datasets import layout_slides
+
+    a = np.array([[0, 0], [3, 5]])  # 4 x 6
+    b = np.array([[0, 0], [2, 5]])  # 3 x 6: below (8 x 6) is squarer than right (4 x 13)
+    out = layout_slides([a, b])
+    assert out[:2].tolist() == a.tolist() and out[2:].tolist() == [[5, 0], [7, 5]]
+    c = np.array([[0, 0], [7, 1]])  # 8 x 2: goes right of the 8 x 6 block
+    assert layout_slides([a, b, c])[4:].tolist() == [[0, 7], [7, 8]]
+
+
+def test_dataset_items_carry_positions_and_slide_level_items(slides: dict[str, Path]) -> None:
+    by_patient, _ = group_feature_files_(slides.values())
+    pids = ["TCGA-02-0001", "TCGA-02-0002"]
+    targets = Targets(np.array([10.0, 20.0]), np.array([1.0, 0.0]), np.array([2, 1]),
+                      labels={"grade": np.array([0, 2])})
+    sets = {"tumour": np.array([[1.0, 2.0], [3.0, 4.0]])}
+    ds = PatientBagDataset(patient_ids=pids, slide_files=by_patient, omics=None, targets=targets, omics_sets=sets)
+    s = ds[0]
+    assert s.wsi.shape == (15, D) and s.wsi_pos.shape == (15, 2) and s.wsi_pos.dtype == torch.long
+    assert s.labels == {"grade": 0} and s.omics_sets["tumour"].tolist() == [1.0, 2.0]
+    # the two slides of patient 1 (4 x 4 and 1 x 4 raster grids) are laid out without overlap
+    assert len({tuple(p) for p in s.wsi_pos.tolist()}) == 15
+    per_slide = PatientBagDataset(patient_ids=pids, slide_files=by_patient, omics=None, targets=targets,
+                                  omics_sets=sets, bag_level="slide")
+    assert len(per_slide) == 3 and [per_slide.item_patient(i) for i in range(3)] == [pids[0], pids[0], pids[1]]
+    assert per_slide[1].wsi.shape == (4, D) and per_slide[1].label == 2
+    batch = collate_bags([per_slide[i] for i in range(3)])
+    assert batch.wsi_pos.shape == (3, 11, 2) and int(batch.wsi_pos[1, 4:].max()) == -1
+    assert batch.omics_sets["tumour"].shape == (3, 2) and batch.labels["grade"].tolist() == [0, 0, 2]
+
+
+def test_gene_set_vectors_use_training_rows_only() -> None:
+    from gliofuse.data.datasets import GeneSetPreprocessor
+    from gliofuse.omics.genesets import gene_set
+
+    names = [*gene_set("tumour")[:4], *gene_set("microenvironment")[:3], "NOT_A_MARKER"]
+    rng = np.random.default_rng(2)
+    train = rng.standard_normal((9, len(names))) * 2 + 5
+    test = rng.standard_normal((4, len(names))) * 50
+    pre = GeneSetPreprocessor(["tumour", "microenvironment"]).fit(train, names)
+    assert pre.dims == {"tumour": 4, "microenvironment": 3}
+    np.testing.assert_allclose(pre.mean["tumour"], train[:, :4].mean(axis=0), rtol=1e-5)
+    z = pre.transform(train)
+    np.testing.assert_allclose(z["microenvironment"].mean(axis=0), 0, atol=1e-5)
+    assert pre.transform(test)["tumour"].shape == (4, 4)
+    with pytest.raises(InputDataError, match="gene set 'tumour'"):
+        GeneSetPreprocessor(["tumour"], min_genes=5).fit(train, names)

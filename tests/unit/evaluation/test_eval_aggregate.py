@@ -63,7 +63,7 @@ def test_survival_evaluation_contract(tmp_path: Path) -> None:
     assert set(oof["split"]) == {"test"} and oof["patient_id"].is_unique and len(oof) == 3 * 13
     assert list(metrics.columns) == ["model", "task", "fold", "metric", "value", "ci_low", "ci_high"]
     assert sorted(set(metrics["fold"])) == ["0", "1", "2", "pooled"]
-    assert set(metrics["metric"]) == {"c_index", "logrank_p"}
+    assert set(metrics["metric"]) == {"c_index", "c_index_uno", "td_auc", "ibs", "logrank_p"}
     pooled = metrics[(metrics["fold"] == "pooled") & (metrics["metric"] == "c_index")].iloc[0]
     expected = concordance_index(oof["event"], oof["time_days"], oof["risk"])
     assert pooled["value"] == pytest.approx(expected, abs=1e-5)
@@ -73,12 +73,18 @@ def test_survival_evaluation_contract(tmp_path: Path) -> None:
     assert fold0["value"] == pytest.approx(concordance_index(t0["event"], t0["time_days"], t0["risk"]), abs=1e-5)
     assert np.isnan(fold0["ci_low"])
     assert (tmp_path / "evaluation" / "m1" / "survival" / "metrics.tsv.prov.json").exists()
+    pooled_all = metrics[metrics["fold"] == "pooled"].set_index("metric")
+    for name in ("c_index_uno", "td_auc", "ibs"):
+        row = pooled_all.loc[name]
+        assert np.isfinite(row["value"]) and row["ci_low"] <= row["value"] <= row["ci_high"], name
+    assert 0 < pooled_all.loc["ibs", "value"] < 0.5
 
 
 def test_classification_evaluation_and_summary(tmp_path: Path) -> None:
     paths = _fold_tables(tmp_path / "training", "diagnosis")
     oof, metrics, mpath = _evaluate(tmp_path, "diagnosis", paths)
-    assert set(metrics["metric"]) == {"auc_macro", "balanced_accuracy", "f1_macro", "accuracy"}
+    assert set(metrics["metric"]) == {"auc_macro", "auc_micro", "average_precision", "balanced_accuracy",
+                                      "f1_macro", "accuracy"}
     prob = oof[[f"prob_{c}" for c in CLASSES]].to_numpy()
     expected = classification_metrics(oof["y_true"], prob)
     pooled = metrics[metrics["fold"] == "pooled"].set_index("metric")["value"]
@@ -89,7 +95,7 @@ def test_classification_evaluation_and_summary(tmp_path: Path) -> None:
     summarise_(metrics_paths=[mpath, surv], out_summary=out)
     summary = pd.read_csv(out, sep="\t")
     assert list(summary.columns) == ["model", "task", "metric", "mean", "sd", "pooled", "ci_low", "ci_high"]
-    assert len(summary) == 4 + 2
+    assert len(summary) == 6 + 5
     acc = summary[(summary["task"] == "diagnosis") & (summary["metric"] == "accuracy")].iloc[0]
     folds = metrics[(metrics["metric"] == "accuracy") & (metrics["fold"] != "pooled")]["value"]
     assert acc["mean"] == pytest.approx(folds.mean(), abs=1e-5)
@@ -125,7 +131,35 @@ def test_bad_prediction_files_are_named(tmp_path: Path) -> None:
         _evaluate(tmp_path, "grade", cls)
 
 
+def test_survival_curves_from_discrete_hazards_are_used(tmp_path: Path) -> None:
+    """A discrete-time head's hazard_<edge> columns replace Breslow; a better-calibrated curve has a lower IBS."""
+    paths = _fold_tables(tmp_path / "training", "survival", seed=2)
+    edges = [200.0, 400.0, 800.0, np.inf]
+    for p in paths:
+        df = pd.read_csv(p, sep="\t")
+        for k, e in enumerate(edges):  # constant hazards: the same curve for everybody
+            df[f"hazard_{e:g}"] = 0.25 if k < 3 else 1.0
+        df.to_csv(p, sep="\t", index=False)
+    _, metrics, _ = _evaluate(tmp_path / "a", "survival", paths)
+    pooled = metrics[metrics["fold"] == "pooled"].set_index("metric")["value"]
+    assert np.isfinite(pooled["ibs"])
+    # identical curves for all patients carry no ranking: the time-dependent AUC is 0.5
+    assert pooled["td_auc"] == pytest.approx(0.5)
+
+
+def test_breslow_fails_softly_without_training_events(tmp_path: Path) -> None:
+    paths = _fold_tables(tmp_path / "training", "survival", seed=3)
+    df = pd.read_csv(paths[0], sep="\t")
+    df.loc[df["split"] == "train", "event"] = 0
+    df.to_csv(paths[0], sep="\t", index=False)
+    _, metrics, _ = _evaluate(tmp_path, "survival", paths)
+    by = metrics.set_index(["fold", "metric"])["value"]
+    assert np.isnan(by[("0", "ibs")]) and np.isnan(by[("pooled", "ibs")])
+    assert np.isfinite(by[("1", "ibs")]) and np.isfinite(by[("pooled", "td_auc")])
+
+
 def test_evaluation_does_not_import_torch() -> None:
-    code = ("import sys, gliofuse.evaluation.aggregate, gliofuse.report.figures; "
+    code = ("import sys, gliofuse.evaluation.aggregate, gliofuse.evaluation.compare, gliofuse.report.figures, "
+            "gliofuse.report.training, gliofuse.report.forest, gliofuse.report.attention, gliofuse.report.tables; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -35,3 +35,30 @@ def skipped_coords(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) 
     """(slide, coords h5) of the slide without mpp: status skipped, 0 patches."""
     slide = shared_data / "slides" / TCGA_NO_MPP
     return slide, _patch(slide, tmp_path_factory.mktemp("coords_skip"), WsiConfig())
+
+
+@pytest.fixture(scope="session")
+def roi_slides(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The same real TCGA glioma ROI as a 40x slide (1024² px at 0.25 µm/px; levels 1 and 4, no 20x level)
+    and as a 20x slide (512² px at 0.5 µm/px)."""
+    import numpy as np
+    from PIL import Image
+
+    from gliofuse.demo.svs import write_aperio_svs_
+
+    roi = min((shared_data / "gbmlgg_rois").glob("*.png"))
+    rgb = np.asarray(Image.open(roi).convert("RGB"))[:1024, :1024]
+    d = tmp_path_factory.mktemp("roi_slides")
+    out = {"40x": d / "roi-40x.svs", "20x": d / "roi-20x.svs"}
+    write_aperio_svs_(out["40x"], np.ascontiguousarray(rgb), mpp=0.25, app_mag=40, min_level_px=256)
+    half = np.asarray(Image.fromarray(rgb).resize((512, 512), Image.Resampling.BOX))
+    write_aperio_svs_(out["20x"], half, mpp=0.5, app_mag=20)
+    return out
+
+
+@pytest.fixture(scope="session")
+def roi_coords(roi_slides: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Coords h5 of ``roi_slides`` at 20x (patches of 256 px; the ROI is all tissue: every grid patch)."""
+    d = tmp_path_factory.mktemp("roi_coords")
+    cfg = WsiConfig(min_tissue_fraction=0.0, saturation_threshold=8)  # all tissue: Otsu would split it
+    return {k: _patch(p, d, cfg) for k, p in roi_slides.items()}

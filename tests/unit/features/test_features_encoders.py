@@ -89,3 +89,36 @@ def test_resnet50_trunc_loads_full_resnet_weights(tmp_path: Path) -> None:
         z = full.forward_intermediates(x, indices=[3], intermediates_only=True)[0].mean((2, 3))
     assert y.shape == (1, 1024)
     torch.testing.assert_close(y, z)
+
+
+@pytest.mark.parametrize("name,dim,interp", [
+    ("vit_s16", 384, "bilinear"), ("vit_b16", 768, "bilinear"), ("vit_l16", 1024, "bilinear"),
+    ("uni_v1", 1024, "bilinear"), ("vit_h14", 1280, "bilinear"), ("uni2_h", 1536, "bilinear"),
+    ("virchow", 2560, "bicubic"), ("virchow2", 2560, "bicubic"),
+])
+def test_vit_registry_at_reduced_depth(name: str, dim: int, interp: str) -> None:
+    """UNI/CONCH/Virchow-class ViTs build at random init (one block, for speed) with their embedding size
+    and preprocessing (224 px, ImageNet mean/std)."""
+    enc = create_encoder(name, weights=None, kwargs={"depth": 1})
+    assert (enc.embed_dim, enc.input_size, enc.interpolation) == (dim, 224, interp)
+    assert enc.mean == pytest.approx((0.485, 0.456, 0.406)) and enc.std == pytest.approx((0.229, 0.224, 0.225))
+    assert len(enc.model.vit.blocks if name.startswith("virchow") else enc.model.blocks) == 1
+    with torch.inference_mode():
+        assert enc.model(torch.randn(1, 3, 224, 224)).shape == (1, dim)
+
+
+def test_vit_weights_load_into_backbone(tmp_path: Path) -> None:
+    """Checkpoints hold the timm backbone's keys (as UNI/Virchow releases do), also for wrapped outputs."""
+    for name in ("uni_v1", "virchow2"):
+        torch.manual_seed(3)
+        ref = create_encoder(name, weights=None, kwargs={"depth": 1, "embed_dim": 64, "num_heads": 2, "mlp_ratio": 4.0})
+        backbone = ref.model.vit if name == "virchow2" else ref.model
+        p = tmp_path / f"{name}.pth"
+        torch.save(backbone.state_dict(), p)
+        torch.manual_seed(4)
+        loaded = create_encoder(name, weights=str(p), kwargs={"depth": 1, "embed_dim": 64, "num_heads": 2, "mlp_ratio": 4.0})
+        x = torch.randn(2, 3, 224, 224)
+        with torch.inference_mode():
+            torch.testing.assert_close(loaded.model(x), ref.model(x), rtol=0, atol=0)
+    with pytest.raises(ConfigError, match=r"features\.encoder_kwargs.*vit_large_patch16_224"):
+        create_encoder("vit_l16", weights=None, kwargs={"no_such_arg": 1})

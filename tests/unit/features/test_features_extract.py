@@ -1,4 +1,4 @@
-"""extract_slide_ on real slides: contract §5, reuse, skipped slides, weights."""
+"""extract_slide_ on real slides: contract §5, status JSON, reuse, skipped slides, weights, read strategies."""
 
 from __future__ import annotations
 
@@ -13,19 +13,27 @@ import torch
 from gliofuse.config import FeaturesConfig
 from gliofuse.errors import ConfigError, InputDataError
 from gliofuse.features import create_encoder, extract_slide_, read_features_h5
-from gliofuse.features.extract import PatchReader, resolve_device, subsample
+from gliofuse.features.encoders import Encoder
+from gliofuse.features.extract import DevicePreprocess, resolve_device, subsample
+from gliofuse.features.loader import BatchReader
+from gliofuse.features.plan import plan_batches
 from gliofuse.wsi import read_coords_h5
+
+STATUS_KEYS = {"slide_id", "encoder", "status", "reason", "n_patches", "embed_dim", "n_failed_reads", "n_read_retries",
+               "reused", "resumed_batches", "seconds", "patches_per_s", "device", "precision", "read_strategy",
+               "num_workers", "stage"}
 
 
 def _extract(slide: Path, coords: Path, out: Path, seed: int = 1, **cfg: object) -> dict:
-    return extract_slide_(slide_path=slide, coords_path=coords, cfg=FeaturesConfig(**cfg), out_path=out, seed=seed)
+    return extract_slide_(slide_path=slide, coords_path=coords, cfg=FeaturesConfig(**cfg), out_path=out, seed=seed,
+                          out_status=out.with_suffix(".json"))
 
 
 @pytest.fixture(scope="module")
 def cmu_features(cmu_coords: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
     slide, coords = cmu_coords
     out = tmp_path_factory.mktemp("feat") / "test_resnet" / "CMU-1-Small-Region.h5"
-    return out, _extract(slide, coords, out, batch_size=5)
+    return out, _extract(slide, coords, out, batch_size=5, read_strategy="patch")
 
 
 def test_features_contract(cmu_coords: tuple[Path, Path], cmu_features: tuple[Path, dict]) -> None:
@@ -34,6 +42,8 @@ def test_features_contract(cmu_coords: tuple[Path, Path], cmu_features: tuple[Pa
     cf = read_coords_h5(coords_p)
     n = len(cf.coords)
     assert res["status"] == "ok" and res["n_patches"] == n and res["embed_dim"] == 96 and not res["reused"]
+    assert set(res) == STATUS_KEYS and json.loads(out.with_suffix(".json").read_text()) == res
+    assert (res["n_failed_reads"], res["n_read_retries"], res["device"], res["precision"]) == (0, 0, "cpu", "fp32")
     with h5py.File(out, "r") as f:
         assert f["features"].dtype == np.float32 and f["features"].shape == (n, 96)
         assert f["coords"].dtype == np.int64
@@ -44,6 +54,8 @@ def test_features_contract(cmu_coords: tuple[Path, Path], cmu_features: tuple[Pa
     a = ff.attrs
     assert (a["encoder"], a["embed_dim"], a["patch_size"], a["target_mpp"]) == ("test_resnet", 96, 256, 0.5)
     assert (a["slide_id"], a["status"], a["reason"]) == ("CMU-1-Small-Region", "ok", "")
+    assert (a["n_failed_reads"], a["input_size"], a["precision"]) == (0, 160, "fp32") and len(a["extract_key"]) == 16
+    assert ff.read_failed is not None and not ff.read_failed.any() and ff.read_failed.shape == (n,)
     prov = json.loads(a["provenance"])
     assert set(prov["inputs"]) == {"slide", "coords"} and prov["extra"]["input_size"] == 160
     assert not list(out.parent.glob(".*.tmp"))
@@ -53,18 +65,30 @@ def test_rerun_skips(cmu_coords: tuple[Path, Path], cmu_features: tuple[Path, di
     slide, coords = cmu_coords
     out, first = cmu_features
     mtime = out.stat().st_mtime_ns
-    res = _extract(slide, coords, out, batch_size=5)
-    assert res["reused"] and res["n_patches"] == first["n_patches"]
+    res = _extract(slide, coords, out, batch_size=7, read_strategy="region")  # same result, other read plan
+    assert res["reused"] and res["n_patches"] == first["n_patches"] and res["status"] == "ok"
     assert out.stat().st_mtime_ns == mtime
+    assert json.loads(out.with_suffix(".json").read_text())["reused"]
 
 
-def test_batch_size_and_rows_consistent(cmu_coords: tuple[Path, Path], cmu_features: tuple[Path, dict],
-                                        tmp_path: Path) -> None:
-    """Batch size does not change results, and row i encodes the patch at coords[i]."""
+@pytest.mark.parametrize("strategy,workers,batch,region_px", [("region", 0, 32, 2048), ("region", 2, 6, 700),
+                                                              ("patch", 2, 9, 2048)])
+def test_read_strategy_and_workers_do_not_change_features(
+        cmu_coords: tuple[Path, Path], cmu_features: tuple[Path, dict], tmp_path: Path, strategy: str, workers: int,
+        batch: int, region_px: int) -> None:
+    """Region vs per-patch reads, 0 vs 2 workers and the batch size give the same features, row i = coords[i]."""
     slide, coords = cmu_coords
     ref = read_features_h5(cmu_features[0])
-    _extract(slide, coords, tmp_path / "b32.h5", batch_size=32)
-    np.testing.assert_allclose(read_features_h5(tmp_path / "b32.h5").features, ref.features, rtol=1e-4, atol=1e-5)
+    res = _extract(slide, coords, tmp_path / "f.h5", batch_size=batch, read_strategy=strategy, num_workers=workers,
+                   region_px=region_px)
+    assert (res["read_strategy"], res["num_workers"]) == (strategy, workers)
+    np.testing.assert_allclose(read_features_h5(tmp_path / "f.h5").features, ref.features, rtol=1e-4, atol=1e-5)
+
+
+def test_batch_rows_consistent(cmu_coords: tuple[Path, Path], cmu_features: tuple[Path, dict], tmp_path: Path) -> None:
+    """A subsample encodes the same patches as the full run (row i = coords[i])."""
+    slide, coords = cmu_coords
+    ref = read_features_h5(cmu_features[0])
     sub = _extract(slide, coords, tmp_path / "sub.h5", max_patches_per_slide=7, seed=1)
     s = read_features_h5(tmp_path / "sub.h5")
     assert sub["n_patches"] == 7 and s.features.shape == (7, 96)
@@ -107,12 +131,46 @@ def test_weights_file_matches_random_model(cmu_coords: tuple[Path, Path], cmu_fe
     assert "weights" in json.loads(ff.attrs["provenance"])["inputs"]
 
 
-def test_patch_reader_white_outside(cmu_coords: tuple[Path, Path]) -> None:
+def test_batch_reader_region_equals_patches(cmu_coords: tuple[Path, Path]) -> None:
+    """Patches cut from one region read equal per-patch reads; beyond the slide edge is white."""
     slide, _ = cmu_coords
-    with PatchReader(slide, read_level=0, read_size=301, patch_size=151) as r:
-        p = r.read(2220 - 100, 2967 - 100)  # mostly beyond the slide edge
-    assert p.shape == (151, 151, 3) and p.dtype == np.uint8
-    assert (p[-40:, -40:] == 255).all()
+    coords = np.array([[1800, 2500], [2101, 2500], [1800, 2801], [2120, 2866]], np.int64)  # partly outside
+    out = {}
+    for strategy in ("region", "patch"):
+        batches = plan_batches(coords, read_size=301, downsample=1.0, batch_size=4, strategy=strategy, region_px=4096)
+        r = BatchReader(slide, batches, read_level=0, read_size=301)
+        item = r[0]
+        r.close()
+        out[strategy] = item["patches"].numpy()[np.argsort(item["rows"].numpy())]
+        assert len(batches[0].units) == (1 if strategy == "region" else 4)
+    assert out["region"].shape == (4, 301, 301, 3) and out["region"].dtype == np.uint8
+    np.testing.assert_array_equal(out["region"], out["patch"])
+    assert (out["patch"][3, -60:, -60:] == 255).all()
+
+
+def test_40x_without_20x_level_gives_same_physical_patches(roi_slides: dict[str, Path],
+                                                           roi_coords: dict[str, Path]) -> None:
+    """A 40x slide (levels 1 and 4 only) is read as 512-px level-0 patches and resized on the device;
+    the encoder sees the same tissue as from the 20x scan of the same ROI."""
+    c20, c40 = read_coords_h5(roi_coords["20x"]), read_coords_h5(roi_coords["40x"])
+    assert (c40.attrs["read_level"], c40.attrs["read_size"], c20.attrs["read_size"]) == (0, 512, 256)
+    np.testing.assert_array_equal(c40.coords, 2 * c20.coords)
+    assert len(c20.coords) == 4
+    enc = Encoder(name="id", model=torch.nn.Identity(), embed_dim=0, input_size=224, mean=(0.5,) * 3, std=(0.25,) * 3)
+    pre = DevicePreprocess(enc, torch.device("cpu"))
+    xs = {}
+    for k, cf in (("20x", c20), ("40x", c40)):
+        s = int(cf.attrs["read_size"])
+        batches = plan_batches(cf.coords, read_size=s, downsample=1.0, batch_size=8)
+        r = BatchReader(roi_slides[k], batches, read_level=0, read_size=s)
+        item = r[0]
+        r.close()
+        x = pre(item["patches"])[np.argsort(item["rows"].numpy())]
+        assert x.shape == (4, 3, 224, 224) and x.is_contiguous(memory_format=torch.channels_last)
+        xs[k] = x
+    same = (xs["20x"] - xs["40x"]).abs().mean((1, 2, 3))
+    other = (xs["20x"] - xs["40x"].roll(1, 0)).abs().mean((1, 2, 3))
+    assert (same < 0.1).all() and (same < 0.5 * other).all()
 
 
 def test_bad_coords_file(cmu_coords: tuple[Path, Path], tmp_path: Path) -> None:
@@ -145,3 +203,34 @@ def test_device_and_precision_on_cpu(cmu_coords: tuple[Path, Path], cmu_features
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match=r"features\.device"):
             _extract(slide, coords, tmp_path / "gpu.h5", device="cuda")
+
+
+def test_cpu_bf16_is_opt_in(cmu_coords: tuple[Path, Path], cmu_features: tuple[Path, dict], tmp_path: Path) -> None:
+    slide, coords = cmu_coords
+    res = _extract(slide, coords, tmp_path / "bf.h5", device="cpu", precision="bf16", cpu_bf16=True, batch_size=16)
+    assert res["precision"] == "bf16"
+    ff, ref = read_features_h5(tmp_path / "bf.h5"), read_features_h5(cmu_features[0])
+    assert ff.attrs["precision"] == "bf16" and ff.attrs["extract_key"] != ref.attrs["extract_key"]
+    cos = (ff.features * ref.features).sum(1) / np.linalg.norm(ff.features, axis=1) / np.linalg.norm(ref.features, axis=1)
+    assert cos.min() > 0.98
+
+
+def test_qc_table_shows_feature_status(cmu_coords: tuple[Path, Path], cmu_features: tuple[Path, dict],
+                                       skipped_coords: tuple[Path, Path], tmp_path: Path) -> None:
+    """The report's slide QC table gains the features status columns (failed slides are visible there)."""
+    from gliofuse.report.qc import qc_table
+
+    _, coords = cmu_coords
+    out, _ = cmu_features
+    slide2, coords2 = skipped_coords
+    _extract(slide2, coords2, tmp_path / "skip.h5")
+    wsi_status = [coords.with_suffix(".json"), coords2.with_suffix(".json")]
+    t = qc_table(wsi_status, [out.with_suffix(".json"), tmp_path / "skip.json"])
+    assert list(t.columns[-5:]) == ["features_status", "features_reason", "features_n_patches",
+                                    "features_n_failed_reads", "features_seconds"]
+    row = t.set_index("slide_id").loc["CMU-1-Small-Region"]
+    assert (row["status"], row["features_status"], row["features_n_failed_reads"]) == ("ok", "ok", 0)
+    assert row["features_n_patches"] == row["n_patches"]
+    assert t.set_index("slide_id").loc[slide2.stem, "features_status"] == "skipped"
+    assert list(qc_table(wsi_status).columns) == ["slide_id", "status", "reason", "n_patches", "mpp_level0",
+                                                  "mpp_source", "tissue_fraction"]

@@ -6,7 +6,13 @@ import pytest
 
 from gliofuse.errors import InputDataError
 from gliofuse.labels.clinical import cases_from_envelope, survival_from_case
-from gliofuse.labels.tables import build_label_table_, build_labels, read_label_table_, shipped_molecular_table, read_molecular_table_
+from gliofuse.labels.tables import (
+    build_label_table_,
+    build_labels,
+    read_label_table_,
+    read_molecular_table_,
+    shipped_molecular_table,
+)
 from gliofuse.labels.who2021 import classify, who2021_from_molecular
 
 

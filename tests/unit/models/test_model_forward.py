@@ -11,13 +11,28 @@ from gliofuse.models.heads import ClassificationHead, CoxHead, build_head
 from gliofuse.models.registry import create_model, get_model_card, list_models
 
 D, G, N, B = 37, 23, 11, 3
-DIMS = {"wsi": D, "omics": G}
+G_TUMOUR, G_MICRO = 13, 17
+DIMS = {"wsi": D, "omics": G, "omics:tumour": G_TUMOUR, "omics:microenvironment": G_MICRO}
+# tiny sizes for the 2-D subspace models (the defaults follow the paper: 50 x 50 maps, D = 128, 8 x 64 heads)
+SUBSPACE_SMALL = {"dim": 16, "gene_hidden_dims": [12, 8], "grid_size": 8, "heads": 2, "dim_head": 8}
+DEFORM_SMALL = {"offset_groups": 2, "downsample": 2, "offset_kernel": 3, "cpb_hidden": 8}
+
+
+def small(model_name: str) -> dict[str, object]:
+    """Small overrides of a registered model (keys of its card only)."""
+    if not model_name.startswith("subspace_fusion"):
+        return {}
+    defaults = get_model_card(model_name).defaults
+    return {k: v for k, v in {**SUBSPACE_SMALL, **DEFORM_SMALL}.items() if k in defaults}
 
 
 def _samples(n_patches: list[int], seed: int = 0) -> list[PatientSample]:
     gen = torch.Generator().manual_seed(seed)
     return [PatientSample(patient_id=f"TCGA-00-{i:04d}", wsi=torch.randn(n, D, generator=gen),
-                          omics=torch.randn(G, generator=gen), time_days=100.0 + i, event=1.0, label=i % 3)
+                          omics=torch.randn(G, generator=gen), time_days=100.0 + i, event=1.0, label=i % 3,
+                          wsi_pos=torch.stack([torch.arange(n) // 4, torch.arange(n) % 4], dim=1),
+                          omics_sets={"tumour": torch.randn(G_TUMOUR, generator=gen),
+                                      "microenvironment": torch.randn(G_MICRO, generator=gen)})
             for i, n in enumerate(n_patches)]
 
 
@@ -28,24 +43,30 @@ def model_name(request: pytest.FixtureRequest) -> str:
 
 def test_forward_shapes_and_finite(model_name: str) -> None:
     torch.manual_seed(0)
-    model = create_model(model_name, input_dims=DIMS)
+    model = create_model(model_name, input_dims=DIMS, **small(model_name))
     batch = collate_bags(_samples([N, 5, 8]))
     out = model(batch)
     assert out.embedding.shape == (B, model.embed_dim)
     assert torch.isfinite(out.embedding).all()
-    assert set(out.modality_embeddings) <= set(get_model_card(model_name).modalities)
+    # modality embeddings are named by modality, or by the parts the model concatenates
+    assert set(out.modality_embeddings) <= set(get_model_card(model_name).modalities) | set(model.embedding_parts())
     for emb in out.modality_embeddings.values():
         assert emb.shape[0] == B and torch.isfinite(emb).all()
+    for name, sl in model.embedding_parts().items():
+        torch.testing.assert_close(out.embedding[:, sl], out.modality_embeddings[name])
+    for loss in out.aux_losses.values():
+        assert loss.ndim == 0 and torch.isfinite(loss)
 
 
 def test_backward_reaches_every_parameter(model_name: str) -> None:
     torch.manual_seed(1)
-    model = create_model(model_name, input_dims=DIMS)
+    model = create_model(model_name, input_dims=DIMS, **small(model_name))
     cox, clf = CoxHead(model.embed_dim), ClassificationHead(model.embed_dim, 3)
     model.train()
     out = model(collate_bags(_samples([N, 6, 9], seed=2)))
     loss = cox(out.embedding).pow(2).sum() + clf(out.embedding).pow(2).sum()
     loss = loss + sum((e * torch.randn_like(e)).sum() for e in out.modality_embeddings.values())
+    loss = loss + sum(out.aux_losses.values())
     loss.backward()
     for name, p in [*model.named_parameters(), *(("cox." + n, q) for n, q in cox.named_parameters())]:
         assert p.grad is not None, f"{model_name}: no gradient for {name}"
@@ -56,20 +77,22 @@ def test_backward_reaches_every_parameter(model_name: str) -> None:
 @pytest.mark.parametrize("model_name", list_models(modality="wsi"))
 def test_masked_padding_leaves_output_unchanged(model_name: str) -> None:
     torch.manual_seed(3)
-    model = create_model(model_name, input_dims=DIMS).eval()
+    model = create_model(model_name, input_dims=DIMS, **small(model_name)).eval()
     s = _samples([7])[0]
     plain = collate_bags([s])
     padded = Batch(wsi=torch.cat([plain.wsi, 1e3 * torch.randn(1, N - 7, D)], dim=1),
                    wsi_mask=torch.cat([plain.wsi_mask, torch.zeros(1, N - 7, dtype=torch.bool)], dim=1),
                    omics=plain.omics, patient_ids=plain.patient_ids, time_days=plain.time_days,
-                   event=plain.event, label=plain.label)
+                   event=plain.event, label=plain.label, omics_sets=plain.omics_sets,
+                   wsi_pos=None if plain.wsi_pos is None else torch.cat(
+                       [plain.wsi_pos, torch.full((1, N - 7, 2), -1, dtype=torch.long)], dim=1))
     with torch.no_grad():
         torch.testing.assert_close(model(padded).embedding, model(plain).embedding, rtol=1e-5, atol=1e-5)
 
 
 def test_patients_are_independent_in_eval(model_name: str) -> None:
     torch.manual_seed(4)
-    model = create_model(model_name, input_dims=DIMS).eval()
+    model = create_model(model_name, input_dims=DIMS, **small(model_name)).eval()
     samples = _samples([N, 4, 9], seed=5)
     with torch.no_grad():
         together = model(collate_bags(samples)).embedding

@@ -1,4 +1,4 @@
-"""Figures are written as non-empty PNGs from evaluation tables."""
+"""Figures are written as non-empty PNGs with SVG twins from evaluation tables, byte-reproducibly."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ CLASSES = ("G2", "G3", "G4")
 def _assert_png(path: Path) -> None:
     data = path.read_bytes()
     assert data[:8] == PNG_MAGIC and len(data) > 5000
+    svg = path.with_suffix(".svg").read_text()
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg
+    assert "<dc:date>" not in svg and "Matplotlib" not in svg  # no timestamp or version metadata
+    assert b"Software" not in data  # PNG text chunk left out
 
 
 def _oof(path: Path, task: str, n: int = 31, seed: int = 0) -> Path:
@@ -45,6 +49,26 @@ def test_plot_model_task(tmp_path: Path, task: str) -> None:
     out = tmp_path / "figs" / f"{task}.png"
     plot_model_task_(oof_path=_oof(tmp_path / "oof.tsv", task), task=task, out_png=out)
     _assert_png(out)
+
+
+def test_figures_are_byte_identical_when_regenerated(tmp_path: Path) -> None:
+    oof = _oof(tmp_path / "oof.tsv", "survival")
+    a, b = tmp_path / "a" / "km.png", tmp_path / "b" / "km.png"
+    plot_model_task_(oof_path=oof, task="survival", out_png=a)
+    plot_model_task_(oof_path=oof, task="survival", out_png=b, dpi=110)
+    assert a.read_bytes() == b.read_bytes()
+    assert a.with_suffix(".svg").read_bytes() == b.with_suffix(".svg").read_bytes()
+    pdf = tmp_path / "c" / "km.pdf"
+    plot_model_task_(oof_path=oof, task="survival", out_png=tmp_path / "c" / "km.png", out_vector=pdf)
+    plot_model_task_(oof_path=oof, task="survival", out_png=tmp_path / "d" / "km.png",
+                     out_vector=tmp_path / "d" / "km.pdf")
+    assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.read_bytes() == (tmp_path / "d" / "km.pdf").read_bytes()
+
+
+def test_at_risk_counts() -> None:
+    from gliofuse.report.figures import at_risk_counts
+
+    assert at_risk_counts(np.array([5.0, 10.0, 10.0, 30.0]), np.array([0.0, 10.0, 20.0, 40.0])) == [4, 3, 1, 0]
 
 
 def test_plot_summary(tmp_path: Path) -> None:

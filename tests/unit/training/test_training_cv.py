@@ -90,8 +90,12 @@ def test_survival_predictions_follow_contract(survival_run: tuple[pd.DataFrame, 
     labels = pd.read_csv(learn_inputs.labels_path, sep="\t").set_index("patient_id")
     np.testing.assert_allclose(df["time_days"], labels.loc[df["patient_id"], "time_days"], rtol=1e-5)
     history = pd.read_csv(out / "history.tsv", sep="\t")
-    assert list(history.columns) == ["epoch", "train_loss", "val_loss"] and len(history) >= 1
-    for name in ("predictions.tsv", "history.tsv"):
+    assert list(history.columns[:3]) == ["epoch", "train_loss", "val_loss"] and len(history) >= 1
+    assert {"val_metric", "train_task_loss", "train_aux_loss", "lr", "seconds"} <= set(history.columns)
+    gc = pd.read_csv(out / "gc_dynamics.tsv", sep="\t")
+    assert gc.empty and {"epoch", "step", "task", "cos", "adjusted"} <= set(gc.columns)  # no policy: header only
+    assert not (out / "last.pt").exists()  # the resume file is removed once the fold is done
+    for name in ("predictions.tsv", "history.tsv", "gc_dynamics.tsv"):
         prov = json.loads((out / f"{name}.prov.json").read_text())
         assert prov["extra"]["model"] == "abmil_snn_concat" and prov["extra"]["fold"] == 0
 

@@ -18,7 +18,8 @@ TCGA_NO_MPP = "tcga-cr-7395-01a-01-ts1.svs"
 
 @pytest.fixture(scope="session")
 def synthetic_slides(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """``{"20x": 0.5 µm/px, "40x": 0.25 µm/px, "blank": no tissue, "mag_only": AppMag 10 without MPP}``."""
+    """``{"20x": 0.5 µm/px, "40x": 0.25 µm/px, "blank": no tissue, "mag_only": AppMag 10 without MPP,
+    "holed": 20x with a large hole in one blob}``."""
     d = tmp_path_factory.mktemp("synthetic_slides")
     out = {}
     for key, mpp, mag in (("20x", 0.5, 20), ("40x", 0.25, 40)):
@@ -28,6 +29,9 @@ def synthetic_slides(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
     rgb, _ = tissue_image(0.5, blank=True)
     out["blank"] = d / "synthetic-blank.svs"
     write_aperio_svs_(out["blank"], rgb, mpp=0.5, app_mag=20)
+    rgb, _ = tissue_image(0.5, big_hole=True)
+    out["holed"] = d / "synthetic-holed.svs"
+    write_aperio_svs_(out["holed"], rgb, mpp=0.5, app_mag=20)
     rgb, _ = tissue_image(1.0)
     out["mag_only"] = d / "synthetic-mag-only.svs"
     write_aperio_svs_(out["mag_only"], rgb, mpp=None, app_mag=10)

@@ -16,13 +16,16 @@ from gliofuse.errors import SlideReadError
 from gliofuse.wsi import REASON_MISSING_MPP, read_coords_h5
 from gliofuse.wsi.patch import patch_slide_
 
-STATUS_KEYS = {"slide_id", "stage", "status", "reason", "n_patches", "mpp_level0", "mpp_source", "tissue_fraction"}
+STATUS_KEYS = {"slide_id", "stage", "status", "reason", "n_patches", "mpp_level0", "mpp_source", "tissue_fraction",
+               "preset", "overrides", "n_tissue_regions", "n_holes", "seg_threshold"}
 
 
 def _run(slide: Path, out: Path, cfg: WsiConfig | None = None, **kw: Any) -> tuple[dict, Path, Path, Path]:
     paths = out / "coords" / f"{slide.stem}.h5", out / "qc" / f"{slide.stem}.png", out / "status" / f"{slide.stem}.json"
     rec = patch_slide_(slide_path=slide, cfg=cfg or WsiConfig(), out_coords=paths[0], out_qc=paths[1],
-                       out_status=paths[2], **kw)
+                       out_status=paths[2], out_geojson=out / "geojson" / f"{slide.stem}.geojson",
+                       out_thumbnail=out / "thumbnails" / f"{slide.stem}.jpg",
+                       out_contours=out / "contours" / f"{slide.stem}.jpg", **kw)
     return rec, *paths
 
 
@@ -53,8 +56,22 @@ def test_cmu_contract(cmu_slide: Path, tmp_path: Path) -> None:
     assert (cf.coords[:, 0] + ps0 <= 2220).all() and (cf.coords[:, 1] + ps0 <= 2967).all()
     assert (np.lexsort((cf.coords[:, 0], cf.coords[:, 1])) == np.arange(len(cf.coords))).all()
     assert 0.25 < rec["tissue_fraction"] < 0.45
+    assert json.loads(a["parameters"])["seg_mpp"] == 8.0 and json.loads(a["parameters"])["overrides"] == []
+    assert (a["level0_width"], a["level0_height"]) == (2220, 2967)
+    with h5py.File(coords_p, "r") as f:  # TRIDENT/CLAM-compatible attributes on the coords dataset
+        d = dict(f["coords"].attrs)
+    assert d["patch_size"] == 256 and d["patch_size_level0"] == a["patch_size_level0"] and d["patch_level"] == 0
+    assert d["level0_magnification"] == pytest.approx(20.04, abs=0.01) and d["target_magnification"] == 20.0
+    assert d["name"] == "CMU-1-Small-Region" and d["overlap"] == 0 and list(d["level_dim"]) == [2220, 2967]
+    assert list(d["downsample"]) == [1.0, 1.0] and list(d["downsampled_level_dim"]) == [2220, 2967]
     qc = Image.open(qc_p)
     assert qc.format == "PNG" and max(qc.size) == 1024
+    for sub in ("thumbnails", "contours"):
+        im = Image.open(tmp_path / sub / "CMU-1-Small-Region.jpg")
+        assert im.format == "JPEG" and im.size == qc.size
+    gj = json.loads((tmp_path / "geojson" / "CMU-1-Small-Region.geojson").read_text())
+    assert gj["type"] == "FeatureCollection" and len(gj["features"]) == rec["n_tissue_regions"] >= 1
+    assert rec["seg_threshold"] >= 8 and rec["preset"] is None and rec["overrides"] == []
     assert not [p for p in tmp_path.rglob(".*.tmp")]  # atomic writes left no temporaries
 
 
@@ -66,6 +83,9 @@ def test_missing_mpp_is_skipped_not_crash(tcga_no_mpp_slide: Path, tmp_path: Pat
     assert cf.coords.shape == (0, 2) and cf.coords.dtype == np.int64 and cf.tissue_fraction.shape == (0,)
     assert cf.status == "skipped" and cf.reason.startswith("missing_mpp")
     assert np.isnan(cf.attrs["mpp_level0"]) and qc_p.is_file()
+    gj = json.loads((tmp_path / "geojson" / f"{tcga_no_mpp_slide.stem}.geojson").read_text())
+    assert gj["features"] == [] and gj["properties"]["status"] == "skipped"
+    assert (tmp_path / "thumbnails" / f"{tcga_no_mpp_slide.stem}.jpg").is_file()
 
 
 def test_missing_mpp_with_default_or_override(tcga_no_mpp_slide: Path, tmp_path: Path) -> None:

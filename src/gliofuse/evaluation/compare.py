@@ -1,0 +1,259 @@
+"""Paired model comparisons on the same patients and folds; the ablation table.
+
+Contracts: reads §9 ``predictions_oof.tsv`` of every model and task (and optionally the model
+cards JSON of §10), writes §9 ``comparisons.tsv`` and ``ablation.tsv``. Tables only: no torch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from gliofuse.errors import InputDataError
+from gliofuse.evaluation.aggregate import prob_columns, task_kind
+from gliofuse.evaluation.bootstrap import paired_bootstrap
+from gliofuse.evaluation.metrics import classification_metrics, concordance_index
+from gliofuse.io import provenance, read_json_, read_table_, write_table_
+
+logger = logging.getLogger(__name__)
+
+#: metrics compared between models, by task kind (the first is the task's main metric)
+COMPARISON_METRICS: dict[str, tuple[str, ...]] = {
+    "survival": ("c_index",),
+    "classification": ("auc_macro", "balanced_accuracy"),
+}
+COMPARISON_COLUMNS: tuple[str, ...] = (
+    "task", "metric", "model", "reference", "kind", "n_patients", "value", "value_ci_low", "value_ci_high",
+    "reference_value", "diff", "diff_ci_low", "diff_ci_high", "p_value", "p_holm", "n_folds", "fold_diff_mean",
+    "fold_diff_sd", "p_folds",
+)
+KIND_REFERENCE = "vs_reference"
+KIND_ABLATION = "ablation"
+
+
+def _stat_fn(task: str) -> Callable[..., dict[str, float]]:
+    if task_kind(task) == "survival":
+        return lambda event, time, risk: {"c_index": concordance_index(event, time, risk)}
+    names = COMPARISON_METRICS["classification"]
+    return lambda y, prob: classification_metrics(y, prob, names=names)
+
+
+def _arrays(df: pd.DataFrame, task: str) -> list[np.ndarray]:
+    if task_kind(task) == "survival":
+        return [df["event"].to_numpy(np.int64), df["time_days"].to_numpy(np.float64), df["risk"].to_numpy(np.float64)]
+    return [df["y_true"].to_numpy(np.int64), df[prob_columns(df)].to_numpy(np.float64)]
+
+
+def read_oof_(path: Path) -> pd.DataFrame:
+    """Read one ``predictions_oof.tsv`` (contract §9) of one model and task.
+
+    Raises
+    ------
+    InputDataError
+        Missing columns, several models or tasks in one file, duplicate patients.
+    """
+    df = read_table_(path, required=["patient_id", "model", "task", "fold"], what="out-of-fold prediction table",
+                     dtype={"patient_id": str})
+    for col in ("model", "task"):
+        if df[col].nunique() != 1:
+            raise InputDataError(f"out-of-fold prediction table {path}: column {col!r} must hold one value, got "
+                                 f"{sorted(set(df[col].astype(str)))[:4]}.")
+    task = str(df["task"].iloc[0])
+    need = ["time_days", "event", "risk"] if task_kind(task) == "survival" else ["y_true"]
+    missing = [c for c in need if c not in df.columns]
+    if missing or (task_kind(task) == "classification" and len(prob_columns(df)) < 2):
+        raise InputDataError(f"out-of-fold prediction table {path} lacks column(s) {missing or ['prob_<class>']} "
+                             f"for task {task!r}.")
+    dup = df["patient_id"][df["patient_id"].duplicated()].tolist()
+    if dup:
+        raise InputDataError(f"out-of-fold prediction table {path}: duplicate patient(s) {dup[:5]}.")
+    return df
+
+
+def read_cards_(path: Path | None) -> dict[str, dict[str, Any]]:
+    """Model cards ``{name: card dict}`` from the JSON written by ``gliofuse report cards`` (contract §10)."""
+    if path is None:
+        return {}
+    raw = read_json_(path, what="model cards file")
+    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
+        raise InputDataError(f"model cards file {path} must map model names to card objects.")
+    return raw
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm-Bonferroni adjusted p-values (NaN entries stay NaN and are not counted).
+
+    References
+    ----------
+    Holm. A simple sequentially rejective multiple test procedure. Scand J Statist 6(2), 1979.
+    """
+    p = np.asarray(p_values, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    m = ok.size
+    running = 0.0
+    for rank, i in enumerate(ok[np.argsort(p[ok], kind="stable")]):
+        running = max(running, min(1.0, (m - rank) * p[i]))
+        out[i] = running
+    return out.tolist()
+
+
+def _fold_test(model_df: pd.DataFrame, ref_df: pd.DataFrame, task: str,
+               metric: str) -> tuple[int, float, float, float]:
+    """Per-fold metric differences on the same folds: (n folds, mean, sd, paired t-test p)."""
+    from scipy.stats import ttest_rel
+
+    stat = _stat_fn(task)
+    a_vals, b_vals = [], []
+    for fold in sorted(set(model_df["fold"])):
+        a = model_df[model_df["fold"] == fold]
+        b = ref_df[ref_df["fold"] == fold]
+        try:
+            va, vb = stat(*_arrays(a, task))[metric], stat(*_arrays(b, task))[metric]
+        except InputDataError:
+            continue
+        if np.isfinite(va) and np.isfinite(vb):
+            a_vals.append(va)
+            b_vals.append(vb)
+    d = np.asarray(a_vals) - np.asarray(b_vals)
+    if d.size == 0:
+        return 0, math.nan, math.nan, math.nan
+    sd = float(d.std(ddof=1)) if d.size > 1 else math.nan
+    p = math.nan
+    if d.size > 1 and np.ptp(d) > 0:
+        p = float(ttest_rel(a_vals, b_vals).pvalue)
+    elif d.size > 1:
+        p = 1.0 if d[0] == 0 else math.nan
+    return int(d.size), float(d.mean()), sd, p
+
+
+def _compare_pair(model_df: pd.DataFrame, ref_df: pd.DataFrame, *, task: str, model: str, reference: str,
+                  kind: str, n_bootstrap: int, seed: int) -> list[dict[str, Any]]:
+    common = sorted(set(model_df["patient_id"]) & set(ref_df["patient_id"]))
+    if len(common) < len(model_df) or len(common) < len(ref_df):
+        logger.warning("%s: %s and %s share %d patients (%d and %d in their tables); compared on the shared ones",
+                       task, model, reference, len(common), len(model_df), len(ref_df))
+    a = model_df.set_index("patient_id").loc[common].reset_index()
+    b = ref_df.set_index("patient_id").loc[common].reset_index()
+    same_folds = bool((a["fold"].to_numpy() == b["fold"].to_numpy()).all())
+    if not same_folds:
+        logger.warning("%s: %s and %s put some patients in different folds; no per-fold test", task, model, reference)
+    self_compare = model == reference
+    res = paired_bootstrap(_stat_fn(task), _arrays(a, task), _arrays(b, task), n_bootstrap=n_bootstrap, seed=seed)
+    rows = []
+    for metric in COMPARISON_METRICS[task_kind(task)]:
+        r = res.get(metric)
+        if r is None:
+            continue
+        n_folds, fmean, fsd, pf = (_fold_test(a, b, task, metric) if same_folds and not self_compare
+                                   else (a["fold"].nunique(), math.nan, math.nan, math.nan))
+        rows.append({
+            "task": task, "metric": metric, "model": model, "reference": reference, "kind": kind,
+            "n_patients": len(common), "value": r.value, "value_ci_low": r.value_ci[0], "value_ci_high": r.value_ci[1],
+            "reference_value": r.reference_value,
+            "diff": math.nan if self_compare else r.diff,
+            "diff_ci_low": math.nan if self_compare else r.diff_ci[0],
+            "diff_ci_high": math.nan if self_compare else r.diff_ci[1],
+            "p_value": math.nan if self_compare else r.p_value, "p_holm": math.nan,
+            "n_folds": n_folds, "fold_diff_mean": fmean, "fold_diff_sd": fsd, "p_folds": pf,
+        })
+    return rows
+
+
+def compare_models(oofs: Mapping[tuple[str, str], pd.DataFrame], *, reference: str,
+                   cards: Mapping[str, Mapping[str, Any]] | None = None, n_bootstrap: int,
+                   seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Compare every model with the reference model, and every ablation with its full model.
+
+    Parameters
+    ----------
+    oofs : ``{(model, task): out-of-fold table}`` (contract §9).
+    reference : the main model (``evaluation.reference_model``); it must have a table for each task
+        that is compared.
+    cards : ``{model: card}``; a card with ``ablation_of`` naming another compared model adds an
+        ablation comparison.
+    n_bootstrap, seed : paired patient-level bootstrap (same resamples for both models).
+
+    Returns
+    -------
+    comparisons : one row per task, metric and model against the reference (the reference's own
+        row has its value and CI, no difference), columns ``COMPARISON_COLUMNS``. ``p_holm`` is the
+        Holm-adjusted p-value over the models of one task and metric.
+    ablation : the same columns for each ablation against the model it ablates (``kind = ablation``).
+
+    Raises
+    ------
+    InputDataError
+        The reference model has no table for a task that other models have.
+    """
+    cards = cards or {}
+    tasks = sorted({t for _, t in oofs}, key=lambda t: (t != "survival", t))
+    rows: list[dict[str, Any]] = []
+    abl: list[dict[str, Any]] = []
+    for task in tasks:
+        models = sorted(m for m, t in oofs if t == task)
+        if reference not in models:
+            raise InputDataError(f"task {task}: the reference model {reference!r} has no out-of-fold table (models "
+                                 f"with one: {models}). Set evaluation.reference_model to one of them.")
+        ref_df = oofs[(reference, task)]
+        for model in [reference, *[m for m in models if m != reference]]:
+            rows += _compare_pair(oofs[(model, task)], ref_df, task=task, model=model, reference=reference,
+                                  kind=KIND_REFERENCE, n_bootstrap=n_bootstrap, seed=seed)
+        for model in models:
+            full = (cards.get(model) or {}).get("ablation_of")
+            if not full:
+                continue
+            if full not in models:
+                logger.info("%s: %s ablates %s, which was not trained for this task; not in the ablation table",
+                            task, model, full)
+                continue
+            abl += _compare_pair(oofs[(model, task)], oofs[(full, task)], task=task, model=model, reference=str(full),
+                                 kind=KIND_ABLATION, n_bootstrap=n_bootstrap, seed=seed)
+    comp = pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
+    ablation = pd.DataFrame(abl, columns=list(COMPARISON_COLUMNS))
+    for df in (comp, ablation):
+        for idx in df.groupby(["task", "metric", "reference"], sort=False).groups.values():
+            df.loc[idx, "p_holm"] = holm(df.loc[idx, "p_value"].tolist())
+    return comp, ablation
+
+
+def compare_models_(*, oof_paths: list[Path], reference: str, cards_path: Path | None, n_bootstrap: int, seed: int,
+                    out_comparisons: Path, out_ablation: Path) -> None:
+    """Read the out-of-fold tables, run :func:`compare_models` and write ``comparisons.tsv`` and ``ablation.tsv``.
+
+    Raises
+    ------
+    InputDataError
+        A table violates contract §9, two tables are for the same model and task, or the reference
+        model lacks a table.
+    """
+    oofs: dict[tuple[str, str], pd.DataFrame] = {}
+    for path in oof_paths:
+        df = read_oof_(Path(path))
+        key = (str(df["model"].iloc[0]), str(df["task"].iloc[0]))
+        if key in oofs:
+            raise InputDataError(f"two out-of-fold tables for model {key[0]!r}, task {key[1]!r} (one is {path}).")
+        oofs[key] = df
+    cards = read_cards_(Path(cards_path) if cards_path else None)
+    comp, ablation = compare_models(oofs, reference=reference, cards=cards, n_bootstrap=n_bootstrap, seed=seed)
+    inputs = {str(p): p for p in oof_paths} | ({"cards": cards_path} if cards_path else {})
+    prov = provenance(config={"reference": reference, "n_bootstrap": n_bootstrap, "seed": seed}, inputs=inputs,
+                      extra={"reference": reference, "n_bootstrap": n_bootstrap, "seed": seed,
+                             "ablation_of": {m: c.get("ablation_of") for m, c in sorted(cards.items())
+                                             if c.get("ablation_of")}})
+    write_table_(out_comparisons, comp, prov=prov)
+    write_table_(out_ablation, ablation, prov=prov)
+    logger.info("compared %d model/task tables against %s (%d ablation rows) -> %s", len(oofs), reference,
+                len(ablation), out_comparisons)
+
+
+def cards_json(cards: Mapping[str, Mapping[str, Any]]) -> str:
+    """Canonical JSON text of a model cards mapping (sorted keys, trailing newline)."""
+    return json.dumps({k: dict(v) for k, v in sorted(cards.items())}, indent=2, sort_keys=True, default=str) + "\n"

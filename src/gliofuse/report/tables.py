@@ -1,0 +1,197 @@
+"""``results/summary.md`` (the main tables in Markdown) and the model cards file of the report.
+
+Markdown is written without timestamps, so two runs on the same tables give the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from gliofuse.evaluation.aggregate import (
+    CLASSIFICATION_METRICS,
+    LOWER_IS_BETTER,
+    SUMMARY_COLUMNS,
+    SURVIVAL_METRICS,
+)
+from gliofuse.evaluation.compare import COMPARISON_COLUMNS, cards_json
+from gliofuse.io import read_json_, read_table_, sidecar_path, write_text_atomic_
+from gliofuse.report.forest import format_p
+
+logger = logging.getLogger(__name__)
+
+METRIC_NAMES: dict[str, str] = {
+    "c_index": "Harrell's C-index", "c_index_uno": "Uno's C-index", "td_auc": "mean time-dependent AUC",
+    "ibs": "integrated Brier score", "logrank_p": "log-rank p (median split)", "auc_macro": "macro AUC",
+    "auc_micro": "micro AUC", "average_precision": "average precision", "balanced_accuracy": "balanced accuracy",
+    "f1_macro": "macro F1", "accuracy": "accuracy",
+}
+
+
+def _f(x: Any, digits: int = 3, signed: bool = False) -> str:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return "n/a"
+    if not math.isfinite(v):
+        return "n/a"
+    return f"{v:+.{digits}f}" if signed else f"{v:.{digits}f}"
+
+
+def _ci(lo: Any, hi: Any, signed: bool = False) -> str:
+    a, b = _f(lo, signed=signed), _f(hi, signed=signed)
+    return "n/a" if "n/a" in (a, b) else f"[{a}, {b}]"
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub-flavoured Markdown table (``|`` in cells escaped)."""
+    def cell(x: str) -> str:
+        return str(x).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(cell(h) for h in header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def _task_order(tasks: Sequence[str]) -> list[str]:
+    return sorted(set(tasks), key=lambda t: (t != "survival", t))
+
+
+def _main_table(comp: pd.DataFrame) -> str:
+    rows = []
+    for task in _task_order(comp["task"].tolist()):
+        sub = comp[comp["task"] == task]
+        for metric in dict.fromkeys(sub["metric"]):
+            part = sub[sub["metric"] == metric]
+            part = pd.concat([part[part["model"] == part["reference"]],
+                              part[part["model"] != part["reference"]].sort_values("model")])
+            for r in part.itertuples(index=False):
+                is_ref = r.model == r.reference
+                fold = ("n/a" if is_ref or not math.isfinite(float(r.fold_diff_mean))
+                        else f"{_f(r.fold_diff_mean, signed=True)} ± {_f(r.fold_diff_sd)} (p={format_p(float(r.p_folds))})")
+                rows.append([task, METRIC_NAMES.get(metric, metric), f"**{r.model}**" if is_ref else str(r.model),
+                             _f(r.value), _ci(r.value_ci_low, r.value_ci_high),
+                             "reference" if is_ref else _f(r.diff, signed=True),
+                             "" if is_ref else _ci(r.diff_ci_low, r.diff_ci_high, signed=True),
+                             "" if is_ref else format_p(float(r.p_value)),
+                             "" if is_ref else format_p(float(r.p_holm)), "" if is_ref else fold])
+    return markdown_table(["task", "metric", "model", "value", "95% CI", "Δ vs reference", "Δ 95% CI", "p",
+                           "p (Holm)", "per-fold Δ mean ± sd (paired t p)"], rows)
+
+
+def _all_metrics_table(summary: pd.DataFrame) -> str:
+    rows = []
+    order = {m: i for i, m in enumerate((*SURVIVAL_METRICS, *CLASSIFICATION_METRICS))}
+    for task in _task_order(summary["task"].tolist()):
+        sub = summary[summary["task"] == task].copy()
+        sub["_order"] = sub["metric"].map(order).fillna(len(order))
+        for r in sub.sort_values(["model", "_order", "metric"], kind="stable").itertuples(index=False):
+            rows.append([task, str(r.model), METRIC_NAMES.get(str(r.metric), str(r.metric)),
+                         f"{_f(r.mean)} ± {_f(r.sd)}", _f(r.pooled), _ci(r.ci_low, r.ci_high),
+                         "lower" if r.metric in LOWER_IS_BETTER else "higher"])
+    return markdown_table(["task", "model", "metric", "fold mean ± sd", "pooled", "pooled 95% CI", "better"], rows)
+
+
+def _ablation_table(abl: pd.DataFrame) -> str:
+    rows = []
+    for task in _task_order(abl["task"].tolist()):
+        for r in abl[abl["task"] == task].sort_values(["metric", "model"]).itertuples(index=False):
+            rows.append([task, METRIC_NAMES.get(str(r.metric), str(r.metric)), str(r.model), str(r.reference),
+                         _f(r.reference_value), _f(r.value), _f(r.diff, signed=True),
+                         _ci(r.diff_ci_low, r.diff_ci_high, signed=True), format_p(float(r.p_value)),
+                         format_p(float(r.p_holm))])
+    return markdown_table(["task", "metric", "ablation", "full model", "full", "ablation value", "Δ", "Δ 95% CI",
+                           "p", "p (Holm)"], rows)
+
+
+def summary_markdown(*, title: str, summary: pd.DataFrame, comparisons: pd.DataFrame, ablation: pd.DataFrame,
+                     n_bootstrap: int | None = None) -> str:
+    """The text of ``results/summary.md``: main table, ablation table, all metrics."""
+    ref = sorted(set(comparisons["reference"].astype(str))) if len(comparisons) else []
+    boot = f"{n_bootstrap} " if n_bootstrap is not None else ""
+    parts = [
+        f"# {title}",
+        "",
+        (f"Reference model: **{', '.join(ref) or 'n/a'}**. Models: {', '.join(sorted(set(summary['model'])))}. "
+         f"Tasks: {', '.join(_task_order(summary['task'].tolist()))}."),
+        "",
+        ("All values are computed from the pooled out-of-fold (test) predictions of the cross-validation. "
+         f"Confidence intervals: percentile bootstrap over patients ({boot}resamples). Differences (Δ) and p-values: "
+         "paired bootstrap on the same patients against the reference model (two-sided; Holm-adjusted over the "
+         "models of one task and metric), and a paired t-test over the per-fold differences."),
+        "",
+        "## Main results",
+        "",
+        _main_table(comparisons) if len(comparisons) else "_No comparison table._",
+        "",
+        "## Ablations",
+        "",
+        (_ablation_table(ablation) if len(ablation) else
+         "_No configured model is an ablation of another configured model (ModelCard.ablation_of)._"),
+        "",
+        "## All metrics",
+        "",
+        ("Per-fold mean ± standard deviation over the test folds, and the pooled out-of-fold value with its "
+         "bootstrap 95% CI. Survival: Harrell's and Uno's C-index, mean cumulative/dynamic AUC and integrated Brier "
+         "score (survival curves from discrete hazards, or Breslow's baseline hazard of each fold for Cox risks); "
+         "classification: macro/micro one-vs-rest AUC, average precision, balanced accuracy, macro F1, accuracy."),
+        "",
+        _all_metrics_table(summary),
+        "",
+    ]
+    return "\n".join(parts)
+
+
+def write_summary_markdown_(*, summary_path: Path, comparisons_path: Path, ablation_path: Path, out: Path,
+                            title: str = "gliofuse report") -> None:
+    """Write ``results/summary.md`` from ``summary.tsv``, ``comparisons.tsv`` and ``ablation.tsv`` (contract §9)."""
+    summary = read_table_(summary_path, required=SUMMARY_COLUMNS, what="summary table")
+    comp = read_table_(comparisons_path, required=COMPARISON_COLUMNS, what="comparisons table")
+    abl = read_table_(ablation_path, required=COMPARISON_COLUMNS, what="ablation table")
+    n_boot = None
+    side = sidecar_path(comparisons_path)
+    if side.exists():
+        n_boot = json.loads(side.read_text()).get("extra", {}).get("n_bootstrap")
+    write_text_atomic_(out, summary_markdown(title=title, summary=summary, comparisons=comp, ablation=abl,
+                                             n_bootstrap=n_boot))
+    logger.info("wrote %s", out)
+
+
+def model_cards_(*, models: Sequence[str], prediction_paths: Sequence[Path], out: Path) -> dict[str, dict[str, Any]]:
+    """Write ``{model: card}`` JSON for the comparisons (contract §10).
+
+    A card is taken from the provenance sidecar of one of the model's prediction tables
+    (``extra.card``, when training records it); otherwise from the model registry (this imports
+    torch, which is why it is a report step and not part of the evaluation).
+    """
+    by_model: dict[str, list[Path]] = {}
+    for p in prediction_paths:
+        p = Path(p)
+        model = p.parent.parent.parent.name  # results/training/<model>/<task>/fold_<k>/predictions.tsv
+        by_model.setdefault(model, []).append(p)
+    cards: dict[str, dict[str, Any]] = {}
+    missing = []
+    for model in models:
+        for p in by_model.get(model, []):
+            side = sidecar_path(p)
+            if side.exists():
+                card = (read_json_(side, what="provenance sidecar").get("extra") or {}).get("card")
+                if isinstance(card, dict):
+                    cards[model] = card
+                    break
+        else:
+            missing.append(model)
+    if missing:
+        from gliofuse.models.registry import get_model_card
+
+        for model in missing:
+            cards[model] = get_model_card(model).to_dict()
+    write_text_atomic_(out, cards_json(cards))
+    logger.info("model cards of %d model(s) -> %s (%d from the registry)", len(cards), out, len(missing))
+    return cards

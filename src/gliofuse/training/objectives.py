@@ -1,0 +1,246 @@
+"""Task objectives: head, loss, prediction columns, validation metric and batch confidence per task.
+
+An :class:`Objective` binds a :class:`~gliofuse.training.tasks.TaskSpec` to its head and loss and to
+what was fitted on the training fold (survival bin edges, class weights). The harness treats every
+objective alike; gradient policies ask an objective for the confidence of a partial output.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from gliofuse.data.datasets import Batch
+from gliofuse.models.heads import build_head
+from gliofuse.training.losses import (
+    cox_ph_loss,
+    cross_entropy,
+    discrete_survival_nll,
+    hazards_to_risk,
+    survival_bin_edges,
+    survival_bins,
+)
+from gliofuse.training.tasks import TaskSpec
+
+
+def batch_concordance(risk: Tensor, time: Tensor, event: Tensor) -> float | None:
+    """Harrell's C-index of ``risk`` (higher = earlier event) on a small batch; None without comparable pairs.
+
+    Pairs ``(i, j)`` with ``event_i`` and ``time_i < time_j`` are comparable; ties in risk count 1/2.
+    O(n^2); meant for mini-batches (gradient coordination), not for evaluation.
+    """
+    ok = torch.isfinite(time) & torch.isfinite(event) & torch.isfinite(risk)
+    r, t, e = risk[ok].double(), time[ok].double(), event[ok].bool()
+    comparable = e.unsqueeze(1) & (t.unsqueeze(1) < t.unsqueeze(0))
+    n = int(comparable.sum())
+    if n == 0:
+        return None
+    diff = r.unsqueeze(1) - r.unsqueeze(0)
+    score = (diff > 0).double() + 0.5 * (diff == 0).double()
+    return float((score * comparable).sum() / n)
+
+
+class Objective:
+    """One task's head, loss and prediction semantics.
+
+    Attributes
+    ----------
+    task : the task.
+    weight : loss weight (multi-task training).
+    """
+
+    metric_name = "metric"
+
+    def __init__(self, task: TaskSpec, *, weight: float = 1.0) -> None:
+        self.task = task
+        self.weight = float(weight)
+
+    @property
+    def name(self) -> str:
+        return self.task.name
+
+    def build_head(self, in_dim: int) -> nn.Module:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def loss(self, output: Tensor, batch: Batch) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def from_linear(self, logits: Tensor) -> Tensor:
+        """A head output from a (partial) linear output (B, C): identity except for Cox (B,)."""
+        return logits
+
+    def confidence(self, output: Tensor, batch: Batch) -> float | None:  # pragma: no cover - abstract
+        """How well ``output`` (e.g. one subspace's partial logits) fits the batch; None if undefined."""
+        raise NotImplementedError
+
+    def metric(self, output: Tensor, batch: Batch) -> float:  # pragma: no cover - abstract
+        """Validation metric, higher = better (NaN if undefined)."""
+        raise NotImplementedError
+
+    def prediction_values(self, output: Tensor) -> dict[str, np.ndarray]:  # pragma: no cover - abstract
+        """Prediction-table value columns (docs/data-contracts.md §8) from head outputs."""
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        """What was fitted on the training fold (for the checkpoint)."""
+        return {"task": self.task.name, "kind": self.task.kind, "weight": self.weight}
+
+
+class ClassificationObjective(Objective):
+    """Cross-entropy on ``prob_<class>`` softmax outputs; metric accuracy; confidence = summed true-class probability."""
+
+    metric_name = "accuracy"
+
+    def __init__(self, task: TaskSpec, *, weight: float = 1.0, class_weights: Tensor | None = None) -> None:
+        super().__init__(task, weight=weight)
+        self.class_weights = class_weights
+
+    def labels(self, batch: Batch) -> Tensor:
+        """The task's labels in ``batch`` (``batch.labels[task]`` in multi-task batches, else ``batch.label``)."""
+        return batch.labels.get(self.task.name, batch.label)
+
+    def build_head(self, in_dim: int) -> nn.Module:
+        return build_head("classification", in_dim, self.task.n_classes)
+
+    def loss(self, output: Tensor, batch: Batch) -> Tensor:
+        y = self.labels(batch)
+        if self.class_weights is None:
+            return cross_entropy(output.float(), y)
+        if not bool((y >= 0).any()):
+            return output.sum() * 0.0
+        w = self.class_weights.to(output.device)
+        return nn.functional.cross_entropy(output.float(), y.long(), weight=w, ignore_index=-1)
+
+    def confidence(self, output: Tensor, batch: Batch) -> float | None:
+        y = self.labels(batch)
+        ok = y >= 0
+        if not bool(ok.any()):
+            return None
+        prob = torch.softmax(output[ok].float(), dim=1)
+        return float(prob.gather(1, y[ok].long().unsqueeze(1)).sum())
+
+    def metric(self, output: Tensor, batch: Batch) -> float:
+        y = self.labels(batch)
+        ok = y >= 0
+        if not bool(ok.any()):
+            return float("nan")
+        return float((output[ok].argmax(dim=1) == y[ok]).double().mean())
+
+    def prediction_values(self, output: Tensor) -> dict[str, np.ndarray]:
+        prob = torch.softmax(output.double(), dim=1).numpy()
+        out = {"y_pred": prob.argmax(axis=1).astype(np.int64)}
+        out.update({col: prob[:, k] for k, col in enumerate(self.task.prob_columns)})
+        return out
+
+    def state_dict(self) -> dict[str, Any]:
+        cw = None if self.class_weights is None else self.class_weights.tolist()
+        return {**super().state_dict(), "class_weights": cw}
+
+
+class _SurvivalObjective(Objective):
+    metric_name = "c_index"
+
+    def risk(self, output: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    @staticmethod
+    def known(batch: Batch) -> Tensor:
+        return torch.isfinite(batch.time_days) & torch.isfinite(batch.event)
+
+    def confidence(self, output: Tensor, batch: Batch) -> float | None:
+        return batch_concordance(self.risk(output.float()), batch.time_days, batch.event)
+
+    def metric(self, output: Tensor, batch: Batch) -> float:
+        c = batch_concordance(self.risk(output.float()), batch.time_days, batch.event)
+        return float("nan") if c is None else c
+
+    def prediction_values(self, output: Tensor) -> dict[str, np.ndarray]:
+        return {"risk": self.risk(output.double()).numpy()}
+
+
+class CoxObjective(_SurvivalObjective):
+    """Cox partial likelihood on ``risk`` (B,); the head output is the risk (log relative hazard)."""
+
+    def build_head(self, in_dim: int) -> nn.Module:
+        return build_head("survival", in_dim, survival_loss="cox")
+
+    def from_linear(self, logits: Tensor) -> Tensor:
+        return logits.squeeze(-1)
+
+    def risk(self, output: Tensor) -> Tensor:
+        return output
+
+    def loss(self, output: Tensor, batch: Batch) -> Tensor:
+        ok = self.known(batch)
+        return cox_ph_loss(output.float()[ok], batch.time_days[ok], batch.event[ok])
+
+
+class DiscreteHazardObjective(_SurvivalObjective):
+    """Discrete-time hazard NLL on ``n_bins`` bins whose edges are training-fold quantiles of survival time.
+
+    Parameters
+    ----------
+    edges : inner bin edges (n_bins - 1,) in days (:func:`~gliofuse.training.losses.survival_bin_edges`).
+    alpha : extra weight of the uncensored term.
+    """
+
+    def __init__(self, task: TaskSpec, *, edges: Tensor, alpha: float = 0.0, weight: float = 1.0) -> None:
+        super().__init__(task, weight=weight)
+        self.edges = edges.double()
+        self.alpha = float(alpha)
+
+    @property
+    def n_bins(self) -> int:
+        return int(self.edges.numel()) + 1
+
+    def build_head(self, in_dim: int) -> nn.Module:
+        return build_head("survival", in_dim, survival_loss="nll", n_bins=self.n_bins)
+
+    def risk(self, output: Tensor) -> Tensor:
+        return hazards_to_risk(torch.sigmoid(output))
+
+    def loss(self, output: Tensor, batch: Batch) -> Tensor:
+        ok = self.known(batch)
+        bins = survival_bins(batch.time_days[ok], self.edges)
+        return discrete_survival_nll(torch.sigmoid(output.float()[ok]), bins, batch.event[ok], alpha=self.alpha)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "bin_edges_days": self.edges.tolist(), "alpha": self.alpha}
+
+
+def build_objective(task: TaskSpec, *, train_time_days: np.ndarray, train_labels: np.ndarray | None,
+                    survival_loss: str = "cox", n_bins: int = 4, nll_alpha: float = 0.0,
+                    class_weights: str = "none", weight: float = 1.0) -> Objective:
+    """The objective of ``task``, fitted on the training patients of the fold.
+
+    Parameters
+    ----------
+    task : the task.
+    train_time_days : float array (n_train,), survival times of the training patients (NaN if unknown):
+        bin edges of the ``nll`` loss.
+    train_labels : int array (n_train,), the task's class labels on the training patients (-1 missing):
+        ``balanced`` class weights.
+    survival_loss, n_bins, nll_alpha, class_weights, weight : ``training`` settings.
+    """
+    if task.kind == "survival":
+        if survival_loss == "cox":
+            return CoxObjective(task, weight=weight)
+        edges = survival_bin_edges(torch.as_tensor(np.asarray(train_time_days, dtype=np.float64)), n_bins)
+        return DiscreteHazardObjective(task, edges=edges, alpha=nll_alpha, weight=weight)
+    cw = None
+    if class_weights == "balanced" and train_labels is not None:
+        y = np.asarray(train_labels)
+        y = y[y >= 0]
+        counts = np.bincount(y, minlength=task.n_classes).astype(np.float64)
+        w = np.where(counts > 0, len(y) / (task.n_classes * np.maximum(counts, 1)), 0.0)
+        cw = torch.as_tensor(w, dtype=torch.float32)
+    return ClassificationObjective(task, weight=weight, class_weights=cw)
+
+
+def objectives_state(objectives: Mapping[str, Objective]) -> dict[str, Any]:
+    """``{task: objective.state_dict()}`` for the checkpoint."""
+    return {k: o.state_dict() for k, o in objectives.items()}

@@ -1,0 +1,83 @@
+"""Forest plot, results/summary.md and the model cards file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gliofuse.evaluation.compare import compare_models
+from gliofuse.report.forest import format_p, plot_forest_
+from gliofuse.report.tables import markdown_table, model_cards_, write_summary_markdown_
+
+
+def _tables(tmp_path: Path) -> tuple[Path, Path, Path]:
+    rng = np.random.default_rng(0)
+    n = 60
+    z = rng.standard_normal(n)
+    base = {"patient_id": [f"TCGA-02-{i:04d}" for i in range(n)], "task": "survival", "fold": np.arange(n) % 3,
+            "time_days": np.exp(-z) * 300 + 1, "event": (rng.random(n) < 0.7).astype(int)}
+    oofs = {(m, "survival"): pd.DataFrame({**base, "model": m, "risk": z + s * rng.standard_normal(n)})
+            for m, s in (("subspace_fusion", 0.3), ("abmil", 2.0), ("subspace_fusion_no_gc", 0.5),
+                         ("abmil_no_pool", 2.5))}
+    cards = {"subspace_fusion_no_gc": {"ablation_of": "subspace_fusion"}, "abmil_no_pool": {"ablation_of": "abmil"}}
+    comp, abl = compare_models(oofs, reference="subspace_fusion", cards=cards, n_bootstrap=40, seed=0)
+    cp, ap = tmp_path / "comparisons.tsv", tmp_path / "ablation.tsv"
+    comp.to_csv(cp, sep="\t", index=False)
+    abl.to_csv(ap, sep="\t", index=False)
+    summary = pd.DataFrame([(m, "survival", metric, 0.7, 0.05, 0.71, 0.6, 0.8) for m, _ in oofs
+                            for metric in ("c_index", "ibs")],
+                           columns=["model", "task", "metric", "mean", "sd", "pooled", "ci_low", "ci_high"])
+    sp = tmp_path / "summary.tsv"
+    summary.to_csv(sp, sep="\t", index=False)
+    return sp, cp, ap
+
+
+def test_forest_plot(tmp_path: Path) -> None:
+    _, cp, ap = _tables(tmp_path)
+    out = tmp_path / "forest.png"
+    plot_forest_(comparisons_path=cp, ablation_path=ap, out_png=out)
+    assert out.stat().st_size > 5000 and out.with_suffix(".svg").exists()
+    plot_forest_(comparisons_path=cp, out_png=tmp_path / "forest2.png")
+    assert format_p(0.0004) == "<0.001" and format_p(0.0123) == "0.012" and format_p(0.5) == "0.5"
+    assert format_p(float("nan")) == "n/a"
+
+
+def test_summary_markdown(tmp_path: Path) -> None:
+    sp, cp, ap = _tables(tmp_path)
+    out = tmp_path / "summary.md"
+    write_summary_markdown_(summary_path=sp, comparisons_path=cp, ablation_path=ap, out=out, title="My study")
+    text = out.read_text()
+    assert text.startswith("# My study\n")
+    for heading in ("## Main results", "## Ablations", "## All metrics"):
+        assert heading in text
+    assert "**subspace_fusion**" in text and "| abmil_no_pool | abmil |" in text
+    assert "integrated Brier score" in text and "lower" in text
+    first = text
+    write_summary_markdown_(summary_path=sp, comparisons_path=cp, ablation_path=ap, out=out, title="My study")
+    assert out.read_text() == first
+    assert markdown_table(["a", "b"], [["x|y", "1"]]) == "| a | b |\n|---|---|\n| x\\|y | 1 |"
+
+
+def test_model_cards_from_sidecars_without_torch(tmp_path: Path) -> None:
+    pred = tmp_path / "training" / "my_model" / "survival" / "fold_0" / "predictions.tsv"
+    pred.parent.mkdir(parents=True)
+    pred.write_text("patient_id\n")
+    card = {"name": "my_model", "ablation_of": "other", "family": "x"}
+    (pred.parent / "predictions.tsv.prov.json").write_text(json.dumps({"extra": {"card": card}}))
+    code = ("import sys; from pathlib import Path; from gliofuse.report.tables import model_cards_; "
+            f"model_cards_(models=['my_model'], prediction_paths=[Path({str(pred)!r})], out=Path({str(tmp_path)!r}) / "
+            "'cards.json'); assert 'torch' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True)
+    assert json.loads((tmp_path / "cards.json").read_text()) == {"my_model": card}
+
+
+@pytest.mark.slow
+def test_model_cards_fall_back_to_the_registry(tmp_path: Path) -> None:
+    cards = model_cards_(models=["abmil"], prediction_paths=[], out=tmp_path / "cards.json")
+    assert cards["abmil"]["name"] == "abmil" and "ablation_of" in cards["abmil"]
