@@ -12,7 +12,6 @@ Training is not run here (tests/workflow/test_workflow.py covers it on the demo 
 from __future__ import annotations
 
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -20,10 +19,10 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
-import yaml
 
 from gliofuse.gdc.double import GdcDouble
 from tests.conftest import REPO
+from tests.workflow.conftest import job_counts, write_config
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 SECRET = "gdc-token-7c1e99b2-DO-NOT-LEAK"
@@ -46,21 +45,6 @@ def snakemake(workdir: Path, *args: str, env: dict[str, str] | None = None) -> s
     if proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
     return proc
-
-
-def job_counts(out: str) -> dict[str, int]:
-    m = re.search(r"Job stats:\n(.*?)\n\n", out, flags=re.DOTALL)
-    counts: dict[str, int] = {}
-    for line in (m.group(1).splitlines()[2:] if m else []):
-        parts = line.split()
-        if len(parts) == 2 and parts[1].isdigit() and parts[0] != "total":
-            counts[parts[0]] = int(parts[1])
-    return counts
-
-
-def write_config(workdir: Path, cfg: dict) -> None:
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
 
 
 def tree(root: Path) -> dict[str, bytes]:
