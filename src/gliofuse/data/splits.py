@@ -25,6 +25,14 @@ class Split:
     val: tuple[str, ...]
     test: tuple[str, ...]
 
+    def partition(self, name: str) -> tuple[str, ...]:
+        """Patient ids of partition ``name`` (train, val or test)."""
+        return {"train": self.train, "val": self.val, "test": self.test}[name]
+
+    @property
+    def patients(self) -> list[str]:
+        return [*self.train, *self.val, *self.test]
+
     def to_json(self) -> dict:
         return {"fold": self.fold, "n_folds": self.n_folds, "seed": self.seed, "stratify_by": self.stratify_by,
                 "train": list(self.train), "val": list(self.val), "test": list(self.test)}
@@ -76,15 +84,20 @@ def make_splits(cohort: pd.DataFrame, *, n_folds: int, val_fraction: float, stra
     return splits
 
 
+def short_ids(ids: list[str], n: int = 5) -> str:
+    """The first ``n`` ids joined for an error message, with the total when there are more."""
+    return ", ".join(ids[:n]) + (f", ... ({len(ids)} in all)" if len(ids) > n else "")
+
+
 def check_split(split: Split, *, source: str) -> None:
     """Raise InputDataError when a patient is in two partitions of one fold (leakage)."""
     parts = {"train": set(split.train), "val": set(split.val), "test": set(split.test)}
     for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
-        both = parts[a] & parts[b]
+        both = sorted(parts[a] & parts[b])
         if both:
             raise InputDataError(
-                f"split file {source}: {len(both)} patient(s) in both {a} and {b}, e.g. {sorted(both)[:3]}. "
-                "Delete results/splits and rerun data_splits."
+                f"fold split {source}: {len(both)} patient(s) are in both {a!r} and {b!r} (leakage): {short_ids(both)}. "
+                "Delete the split files and rerun `data_splits`."
             )
 
 
@@ -97,15 +110,39 @@ def write_splits_(splits: list[Split], *, out_paths: list[Path]) -> None:
         write_json_(path, split.to_json())
 
 
+SPLIT_KEYS: tuple[str, ...] = ("fold", "n_folds", "seed", "stratify_by", "train", "val", "test")
+
+
 def read_split_(path: Path) -> Split:
-    """Read and leakage-check a fold JSON file."""
-    obj = read_json_(path, what="split file")
-    keys = ("fold", "n_folds", "seed", "stratify_by", "train", "val", "test")
-    missing = [k for k in keys if k not in obj]
+    """Read and validate a ``fold_<k>.json`` (contract §7).
+
+    Raises
+    ------
+    InputDataError
+        Missing keys, non-list partitions, duplicate ids, empty train/test, or a patient in two partitions.
+    """
+    raw = read_json_(path, what="fold split")
+    if not isinstance(raw, dict):
+        raise InputDataError(f"fold split {path} must be a JSON object with keys {list(SPLIT_KEYS)}.")
+    missing = [k for k in SPLIT_KEYS if k not in raw]
     if missing:
-        raise InputDataError(f"split file {path} lacks key(s) {missing} (contract §7). Rerun data_splits.")
-    split = Split(fold=int(obj["fold"]), n_folds=int(obj["n_folds"]), seed=int(obj["seed"]),
-                  stratify_by=str(obj["stratify_by"]), train=tuple(obj["train"]), val=tuple(obj["val"]),
-                  test=tuple(obj["test"]))
+        raise InputDataError(f"fold split {path} lacks key(s) {missing}. Delete it and rerun `data_splits`.")
+    parts: dict[str, tuple[str, ...]] = {}
+    for name in ("train", "val", "test"):
+        ids = raw[name]
+        if not isinstance(ids, list) or not all(isinstance(x, str) for x in ids):
+            raise InputDataError(f"fold split {path}: {name!r} must be a list of patient id strings.")
+        dup = sorted({x for x in ids if ids.count(x) > 1})
+        if dup:
+            raise InputDataError(f"fold split {path}: patient(s) listed twice in {name!r}: {short_ids(dup)}.")
+        parts[name] = tuple(ids)
+    try:
+        fold, n_folds, seed = int(raw["fold"]), int(raw["n_folds"]), int(raw["seed"])
+    except (TypeError, ValueError):
+        raise InputDataError(f"fold split {path}: 'fold', 'n_folds' and 'seed' must be integers.") from None
+    split = Split(fold=fold, n_folds=n_folds, seed=seed, stratify_by=str(raw["stratify_by"]), **parts)
     check_split(split, source=str(path))
+    for name in ("train", "test"):
+        if not parts[name]:
+            raise InputDataError(f"fold split {path}: partition {name!r} is empty.")
     return split

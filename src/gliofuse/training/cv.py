@@ -11,7 +11,6 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,77 +28,12 @@ from gliofuse.data.datasets import (
     patient_id_from_path,
     read_omics_,
 )
+from gliofuse.data.splits import read_split_, short_ids
 from gliofuse.errors import ConfigError, InputDataError
-from gliofuse.io import provenance, read_json_, read_table_, sidecar_path
+from gliofuse.io import provenance, read_table_, sidecar_path
 from gliofuse.training.tasks import SPLITS, TaskSpec, diagnosis4_labels, get_task
 
 logger = logging.getLogger(__name__)
-
-SPLIT_KEYS: tuple[str, ...] = ("fold", "n_folds", "seed", "stratify_by", "train", "val", "test")
-
-
-@dataclass(frozen=True)
-class FoldSplit:
-    """A fold of contract §7: patient ids per partition."""
-
-    fold: int
-    n_folds: int
-    seed: int
-    stratify_by: str
-    train: tuple[str, ...]
-    val: tuple[str, ...]
-    test: tuple[str, ...]
-
-    def partition(self, name: str) -> tuple[str, ...]:
-        return {"train": self.train, "val": self.val, "test": self.test}[name]
-
-    @property
-    def patients(self) -> list[str]:
-        return [*self.train, *self.val, *self.test]
-
-
-def _short(ids: Sequence[str], n: int = 5) -> str:
-    ids = list(ids)
-    return ", ".join(ids[:n]) + (f", ... ({len(ids)} in all)" if len(ids) > n else "")
-
-
-def read_split_(path: Path) -> FoldSplit:
-    """Read and validate a ``fold_<k>.json`` (contract §7).
-
-    Raises
-    ------
-    InputDataError
-        Missing keys, non-list partitions, duplicate ids, empty train/test, or a patient in two partitions.
-    """
-    raw = read_json_(path, what="fold split")
-    if not isinstance(raw, dict):
-        raise InputDataError(f"fold split {path} must be a JSON object with keys {list(SPLIT_KEYS)}.")
-    missing = [k for k in SPLIT_KEYS if k not in raw]
-    if missing:
-        raise InputDataError(f"fold split {path} lacks key(s) {missing}. Delete it and rerun `data_splits`.")
-    parts: dict[str, tuple[str, ...]] = {}
-    for name in SPLITS:
-        ids = raw[name]
-        if not isinstance(ids, list) or not all(isinstance(x, str) for x in ids):
-            raise InputDataError(f"fold split {path}: {name!r} must be a list of patient id strings.")
-        dup = sorted({x for x in ids if ids.count(x) > 1})
-        if dup:
-            raise InputDataError(f"fold split {path}: patient(s) listed twice in {name!r}: {_short(dup)}.")
-        parts[name] = tuple(ids)
-    for a, b in (("train", "val"), ("train", "test"), ("val", "test")):
-        both = sorted(set(parts[a]) & set(parts[b]))
-        if both:
-            raise InputDataError(
-                f"fold split {path}: {len(both)} patient(s) are in both {a!r} and {b!r} (leakage): {_short(both)}. "
-                "Delete the split files and rerun `data_splits`.")
-    for name in ("train", "test"):
-        if not parts[name]:
-            raise InputDataError(f"fold split {path}: partition {name!r} is empty.")
-    try:
-        fold, n_folds, seed = int(raw["fold"]), int(raw["n_folds"]), int(raw["seed"])
-    except (TypeError, ValueError):
-        raise InputDataError(f"fold split {path}: 'fold', 'n_folds' and 'seed' must be integers.") from None
-    return FoldSplit(fold=fold, n_folds=n_folds, seed=seed, stratify_by=str(raw["stratify_by"]), **parts)
 
 
 def read_task_targets_(labels_path: Path, patients: Sequence[str], task: TaskSpec) -> tuple[Targets, np.ndarray]:
@@ -123,12 +57,12 @@ def read_task_targets_(labels_path: Path, patients: Sequence[str], task: TaskSpe
     labels = read_table_(labels_path, required=required, what="label table", dtype={"patient_id": str})
     dup = labels["patient_id"][labels["patient_id"].duplicated()].tolist()
     if dup:
-        raise InputDataError(f"label table {labels_path}: duplicate patient_id {_short(dup)}. Rerun `labels_build`.")
+        raise InputDataError(f"label table {labels_path}: duplicate patient_id {short_ids(dup)}. Rerun `labels_build`.")
     labels = labels.set_index("patient_id")
     absent = [p for p in patients if p not in labels.index]
     if absent:
         raise InputDataError(f"{len(absent)} patient(s) of the split have no row in the label table "
-                             f"{labels_path}: {_short(absent)}. Rerun `data_splits` after `labels_build`.")
+                             f"{labels_path}: {short_ids(absent)}. Rerun `data_splits` after `labels_build`.")
     rows = labels.loc[list(patients)]
     time_days = pd.to_numeric(rows["time_days"], errors="coerce").to_numpy(dtype=np.float64)
     event = pd.to_numeric(rows["event"], errors="coerce").to_numpy(dtype=np.float64)
@@ -138,11 +72,11 @@ def read_task_targets_(labels_path: Path, patients: Sequence[str], task: TaskSpe
         bad_event = [p for p, e, u in zip(patients, event, usable, strict=True) if u and e not in (0.0, 1.0)]
         if bad_event:
             raise InputDataError(f"label table {labels_path}: column 'event' must be 0/1 (1 = death observed); "
-                                 f"bad values for {_short(bad_event)}.")
+                                 f"bad values for {short_ids(bad_event)}.")
         bad_time = [p for p, t, u in zip(patients, time_days, usable, strict=True) if u and not t > 0]
         if bad_time:
             raise InputDataError(f"label table {labels_path}: column 'time_days' must be > 0 days; "
-                                 f"bad values for {_short(bad_time)}. Fix labels_build.")
+                                 f"bad values for {short_ids(bad_time)}. Fix labels_build.")
     else:
         assert task.label_column is not None
         raw = pd.to_numeric(rows[task.label_column], errors="coerce").to_numpy(dtype=np.float64)
@@ -152,7 +86,7 @@ def read_task_targets_(labels_path: Path, patients: Sequence[str], task: TaskSpe
         if bad:
             raise InputDataError(
                 f"label table {labels_path}: column {task.label_column!r} must hold class indices "
-                f"0..{n_source - 1} or -1 (missing); bad values for {_short(bad)}.")
+                f"0..{n_source - 1} or -1 (missing); bad values for {short_ids(bad)}.")
         if four_class:
             grade = pd.to_numeric(rows["who2021_grade"], errors="coerce").to_numpy(dtype=np.float64)
             raw = np.asarray(diagnosis4_labels(raw.tolist(), grade.tolist()), dtype=np.float64)
@@ -279,7 +213,7 @@ def train_fold_(*, cfg: GliofuseConfig, model_name: str, task: str, split_path: 
         if no_feat:
             raise InputDataError(
                 f"{len(no_feat)} patient(s) of split {split_path} have no usable slide feature file "
-                f"(status ok, N > 0) among the {len(feature_paths)} given: {_short(no_feat)}. "
+                f"(status ok, N > 0) among the {len(feature_paths)} given: {short_ids(no_feat)}. "
                 "Rerun `data_splits` (cohort.tsv keeps patients with an ok slide) or `features_extract`.")
         extra["features_digest"] = _features_digest([i for p in sorted(by_patient) for i in by_patient[p]])
     if uses_omics:
@@ -305,7 +239,7 @@ def train_fold_(*, cfg: GliofuseConfig, model_name: str, task: str, split_path: 
         no_omics = [p for p in patients if p not in set(matrix.patients)]
         if no_omics:
             raise InputDataError(f"{len(no_omics)} patient(s) of split {split_path} have no profile in the omics "
-                                 f"matrix {omics_path}: {_short(no_omics)}. Rerun `data_splits` after `omics_matrix`.")
+                                 f"matrix {omics_path}: {short_ids(no_omics)}. Rerun `data_splits` after `omics_matrix`.")
         omics_rows = matrix.rows(patients)
 
     index = {p: i for i, p in enumerate(patients)}

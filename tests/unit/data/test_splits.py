@@ -49,7 +49,7 @@ def test_too_few_patients_names_the_key():
 def test_leaky_split_file_is_rejected(tmp_path):
     s = Split(fold=0, n_folds=2, seed=0, stratify_by="none", train=("A", "B"), val=(), test=("B",))
     (tmp_path / "f.json").write_text(json.dumps(s.to_json()))
-    with pytest.raises(InputDataError, match="both train and test"):
+    with pytest.raises(InputDataError, match="in both 'train' and 'test'"):
         read_split_(tmp_path / "f.json")
 
 
