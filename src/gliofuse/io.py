@@ -168,3 +168,30 @@ def read_json_(path: str | os.PathLike[str], *, what: str) -> Any:
         raise InputDataError(f"{what} not found: {p}.") from None
     except json.JSONDecodeError as exc:
         raise InputDataError(f"{what} {p} is not valid JSON ({exc}). Delete it and rerun the stage that writes it.") from None
+
+
+@contextlib.contextmanager
+def open_h5_contract_(path: str | os.PathLike[str], *, what: str, datasets: Iterable[str],
+                      attrs: Iterable[str], fix: str) -> Iterator[Any]:
+    """Open an HDF5 contract file read-only, checking that ``datasets`` and ``attrs`` exist.
+
+    A missing or unreadable file, or a missing dataset/attribute, raises InputDataError naming ``what``,
+    the path, the field and ``fix``. Yields the open ``h5py.File``.
+    """
+    import h5py
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputDataError(f"{what} not found: {p}. {fix}")
+    try:
+        f = h5py.File(p, "r")
+    except OSError as exc:
+        raise InputDataError(f"{what} {p} is not a readable HDF5 file ({exc}). {fix}") from None
+    with f:
+        for name in datasets:
+            if name not in f:
+                raise InputDataError(f"{what} {p} lacks dataset {name!r}. {fix}")
+        missing = [a for a in attrs if a not in f.attrs]
+        if missing:
+            raise InputDataError(f"{what} {p} lacks attribute(s) {missing}. {fix}")
+        yield f

@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 
 from gliofuse.errors import InputDataError
-from gliofuse.io import atomic_path
+from gliofuse.io import atomic_path, open_h5_contract_
 
 INT_ATTRS = ("embed_dim", "patch_size")
 FLOAT_ATTRS = ("target_mpp",)
@@ -109,19 +109,8 @@ def read_features_h5(path: str | os.PathLike[str]) -> FeaturesFile:
     """Read and validate a features file; violations raise ``InputDataError`` naming the file and field."""
     p = Path(path)
     fix = "Rerun the features_extract stage for this slide (docs/data-contracts.md §5)."
-    if not p.is_file():
-        raise InputDataError(f"features file not found: {p}. {fix}")
-    try:
-        f = h5py.File(p, "r")
-    except OSError as exc:
-        raise InputDataError(f"features file {p} is not a readable HDF5 file ({exc}). {fix}") from None
-    with f:
-        for name in ("features", "coords"):
-            if name not in f:
-                raise InputDataError(f"features file {p} lacks dataset {name!r}. {fix}")
-        missing = [a for a in REQUIRED_ATTRS if a not in f.attrs]
-        if missing:
-            raise InputDataError(f"features file {p} lacks attribute(s) {missing}. {fix}")
+    with open_h5_contract_(p, what="features file", datasets=("features", "coords"), attrs=REQUIRED_ATTRS,
+                           fix=fix) as f:
         feats = f["features"][()]
         coords = f["coords"][()]
         failed = f["read_failed"][()].astype(bool) if "read_failed" in f else None

@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 
 from gliofuse.errors import InputDataError
-from gliofuse.io import atomic_path
+from gliofuse.io import atomic_path, open_h5_contract_
 
 #: attributes every coords file carries (ints, floats, strings)
 INT_ATTRS = ("patch_size", "patch_size_level0", "read_level", "read_size", "level0_width", "level0_height")
@@ -92,19 +92,8 @@ def read_coords_h5(path: str | os.PathLike[str]) -> CoordsFile:
     """Read and validate a coords file; violations raise ``InputDataError`` naming the file and field."""
     p = Path(path)
     fix = "Rerun the wsi_patch stage for this slide (docs/data-contracts.md §4)."
-    if not p.is_file():
-        raise InputDataError(f"coords file not found: {p}. {fix}")
-    try:
-        f = h5py.File(p, "r")
-    except OSError as exc:
-        raise InputDataError(f"coords file {p} is not a readable HDF5 file ({exc}). {fix}") from None
-    with f:
-        for name in ("coords", "tissue_fraction"):
-            if name not in f:
-                raise InputDataError(f"coords file {p} lacks dataset {name!r}. {fix}")
-        missing = [a for a in REQUIRED_ATTRS if a not in f.attrs]
-        if missing:
-            raise InputDataError(f"coords file {p} lacks attribute(s) {missing}. {fix}")
+    with open_h5_contract_(p, what="coords file", datasets=("coords", "tissue_fraction"), attrs=REQUIRED_ATTRS,
+                           fix=fix) as f:
         coords = f["coords"][()]
         frac = f["tissue_fraction"][()]
         attrs = {k: _decode(v) for k, v in f.attrs.items()}
