@@ -19,6 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from gliofuse import __version__
@@ -195,3 +196,12 @@ def open_h5_contract_(path: str | os.PathLike[str], *, what: str, datasets: Iter
         if missing:
             raise InputDataError(f"{what} {p} lacks attribute(s) {missing}. {fix}")
         yield f
+
+
+def decode_h5_attr(value: Any) -> Any:
+    """An HDF5 attribute as a plain Python value (bytes → str, NumPy scalar → Python scalar)."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.generic):
+        return value.item()
+    return value

@@ -11,7 +11,7 @@ import h5py
 import numpy as np
 
 from gliofuse.errors import InputDataError
-from gliofuse.io import atomic_path, open_h5_contract_
+from gliofuse.io import atomic_path, decode_h5_attr, open_h5_contract_
 
 INT_ATTRS = ("embed_dim", "patch_size")
 FLOAT_ATTRS = ("target_mpp",)
@@ -78,13 +78,6 @@ def write_features_h5_(path: str | os.PathLike[str], features: np.ndarray, coord
             f.attrs[name] = str(attrs[name])
 
 
-def _decode(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
 
 def features_complete(path: str | os.PathLike[str], *, encoder: str | None = None, key: str | None = None) -> bool:
     """True if ``path`` is a finished features file (status attr set, features rows == coords rows,
@@ -96,9 +89,9 @@ def features_complete(path: str | os.PathLike[str], *, encoder: str | None = Non
         with h5py.File(p, "r") as f:
             if "status" not in f.attrs or "features" not in f or "coords" not in f:
                 return False
-            if encoder is not None and _decode(f.attrs.get("encoder")) != encoder:
+            if encoder is not None and decode_h5_attr(f.attrs.get("encoder")) != encoder:
                 return False
-            if key is not None and _decode(f.attrs.get("extract_key")) != key:
+            if key is not None and decode_h5_attr(f.attrs.get("extract_key")) != key:
                 return False
             return f["features"].ndim == 2 and f["features"].shape[0] == f["coords"].shape[0]
     except OSError:
@@ -114,7 +107,7 @@ def read_features_h5(path: str | os.PathLike[str]) -> FeaturesFile:
         feats = f["features"][()]
         coords = f["coords"][()]
         failed = f["read_failed"][()].astype(bool) if "read_failed" in f else None
-        attrs = {k: _decode(v) for k, v in f.attrs.items()}
+        attrs = {k: decode_h5_attr(v) for k, v in f.attrs.items()}
     if feats.ndim != 2 or coords.shape != (feats.shape[0], 2):
         raise InputDataError(f"features file {p}: 'features' {feats.shape} and 'coords' {coords.shape} "
                              f"must be (N, D) and (N, 2). {fix}")

@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 
 from gliofuse.errors import InputDataError
-from gliofuse.io import atomic_path, open_h5_contract_
+from gliofuse.io import atomic_path, decode_h5_attr, open_h5_contract_
 
 #: attributes every coords file carries (ints, floats, strings)
 INT_ATTRS = ("patch_size", "patch_size_level0", "read_level", "read_size", "level0_width", "level0_height")
@@ -80,13 +80,6 @@ def write_coords_h5_(path: str | os.PathLike[str], coords: np.ndarray, tissue_fr
             f.attrs[name] = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
 
 
-def _decode(value: Any) -> Any:
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, np.generic):
-        return value.item()
-    return value
-
 
 def read_coords_h5(path: str | os.PathLike[str]) -> CoordsFile:
     """Read and validate a coords file; violations raise ``InputDataError`` naming the file and field."""
@@ -96,7 +89,7 @@ def read_coords_h5(path: str | os.PathLike[str]) -> CoordsFile:
                            fix=fix) as f:
         coords = f["coords"][()]
         frac = f["tissue_fraction"][()]
-        attrs = {k: _decode(v) for k, v in f.attrs.items()}
+        attrs = {k: decode_h5_attr(v) for k, v in f.attrs.items()}
     if coords.ndim != 2 or coords.shape[1] != 2 or not np.issubdtype(coords.dtype, np.integer):
         raise InputDataError(f"coords file {p}: dataset 'coords' must be integer (N, 2), got {coords.dtype} "
                              f"{coords.shape}. {fix}")
