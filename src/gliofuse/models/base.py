@@ -26,11 +26,16 @@ class ModelOutput:
         (read by gradient policies and analyses).
     aux_losses : dict[str, Tensor]
         Architecture-specific scalar losses, added to the task loss by the harness.
+    attention : Tensor or None, shape = (B, N)
+        Optional per-instance (patch) weights over ``batch.wsi``'s N instances (padding: 0), e.g.
+        the attention-pooling weights of MIL models; written per patient by prediction for the
+        attention heatmaps (docs/data-contracts.md §10). ``None`` when the model has none.
     """
 
     embedding: Tensor
     modality_embeddings: dict[str, Tensor] = field(default_factory=dict)
     aux_losses: dict[str, Tensor] = field(default_factory=dict)
+    attention: Tensor | None = None
 
 
 class FusionModel(nn.Module):
