@@ -25,7 +25,17 @@ from tests.workflow.conftest import copy_run, job_counts, snakemake
 
 CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--no-first-run", "--hide-scrollbars")
-CATEGORIES = ("0. Cohort", "1. Results", "2. Models", "3. Training")
+CATEGORIES = ("0. Cohort", "1. Results", "2. Models", "3. Training", "4. Attention")
+#: models that write attention.h5 (docs/data-contracts.md §10)
+ATTENTION_MODELS = frozenset({"abmil", "abmil_snn_concat", "subspace_fusion", "subspace_fusion_no_split",
+                              "subspace_fusion_no_cons", "subspace_fusion_no_gc"})
+
+
+def _attention_models(results: Path) -> list[str]:
+    """Trained models of the run that write attention; the demo run has at least abmil_snn_concat."""
+    models = sorted(p.name for p in (results / "training").iterdir() if p.name in ATTENTION_MODELS)
+    assert "abmil_snn_concat" in models, models
+    return models
 #: figure rules rebuilt by --forcerun; none of them may retrain or re-evaluate
 FIGURE_RULES = ("report_model", "report_training", "report_attention", "report_summary", "report_forest",
                 "report_cohort", "report_qc", "report_markdown")
@@ -58,6 +68,13 @@ def _run_chromium(binary: str, page: Path, profile: Path, *args: str) -> subproc
 def _visible_text(dom: str) -> str:
     body = re.sub(r"<(script|style)\b.*?</\1>", " ", dom, flags=re.DOTALL)
     return " ".join(re.sub(r"<[^>]+>", " ", body).split())
+
+
+def _report_categories(html: str) -> dict[str, dict[str, list[str]]]:
+    """The report's ``var categories = {category: {subcategory: [result paths]}}``."""
+    m = re.search(r"var categories = (\{.*?\});\s*</script>", html, flags=re.DOTALL)
+    assert m, "report.html has no embedded categories"
+    return json.loads(m.group(1))
 
 
 def _report_items(html: str) -> dict[str, dict]:
@@ -95,6 +112,13 @@ def test_report_renders_in_headless_chromium(demo_run: Path, tmp_path: Path) -> 
             assert im.width > 200 and im.height > 150 and _not_blank(im), item["filename"]
         assert item["caption"].strip(), f"{item['filename']} has no caption"
 
+    # the attention heatmaps are in their category, one subcategory per model with attention
+    attention = _report_categories(html)["4. Attention"]
+    models = _attention_models(work / "results")
+    assert set(models) <= set(attention), sorted(attention)
+    for model in models:
+        assert any(f"{model}/survival_attention/" in p and p.endswith(".png") for p in attention[model])
+
     # the app runs: the navigation lists the report's categories
     dom = _run_chromium(binary, report, tmp_path / "profile1", "--dump-dom").stdout
     text = _visible_text(dom)
@@ -114,6 +138,41 @@ def test_report_renders_in_headless_chromium(demo_run: Path, tmp_path: Path) -> 
         assert im.size == (1400, 900)
         figure_area = im.crop((int(im.width * 0.3), 0, im.width, im.height))
         assert _not_blank(figure_area), "the figure area of the screenshot is blank"
+
+
+def test_attention_heatmaps_of_the_configured_patients(demo_run: Path) -> None:
+    """Attention models write attention.h5 per fold (test slides); report_attention draws report.attention_patients."""
+    import h5py
+    import pandas as pd
+
+    res = demo_run / "results"
+    n_patients = 3  # report.attention_patients (default; SMALL leaves it)
+    for model in _attention_models(res):
+        for task in ("survival", "diagnosis"):
+            folds = sorted((res / "training" / model / task).glob("fold_*"))
+            assert len(folds) == len(list((res / "splits").glob("fold_*.json")))
+            for fold in folds:
+                pred = pd.read_csv(fold / "predictions.tsv", sep="\t", dtype={"patient_id": str})
+                with h5py.File(fold / "attention.h5", "r") as fh:
+                    patients = {str(fh[s].attrs["patient_id"]) for s in fh}
+                    assert all(fh[s].attrs["split"] == "test" for s in fh)
+                # the fold's test patients with this task's outcome (prediction rows), each with its slides
+                assert patients == set(pred.loc[pred["split"] == "test", "patient_id"]), (model, task, fold)
+            oof = pd.read_csv(res / "evaluation" / model / task / "predictions_oof.tsv", sep="\t",
+                              dtype={"patient_id": str})
+            pngs = sorted((res / "figures" / model / f"{task}_attention").glob("*.png"))
+            assert len(pngs) == min(n_patients, len(oof)), (model, task, pngs)
+            assert {p.stem for p in pngs} <= set(oof["patient_id"])
+            for png in pngs:
+                assert png.with_suffix(".svg").exists()
+                with Image.open(png) as im:
+                    assert im.width > 200 and im.height > 150 and _not_blank(im), png
+                    rgb = np.asarray(im.convert("RGB"), dtype=np.int64)
+                # the heat overlay is drawn on the slide panels (left of the colour bar): orange patches of
+                # high-percentile attention, a colour the H&E thumbnails themselves never have
+                panels = rgb[:, : int(rgb.shape[1] * 0.8)]
+                orange = (panels[..., 0] > 200) & (panels[..., 1] > 120) & (panels[..., 2] < 120)
+                assert orange.sum() > 500, (png, int(orange.sum()))
 
 
 def _hashes(results: Path) -> dict[str, str]:

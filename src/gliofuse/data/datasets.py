@@ -621,6 +621,20 @@ class PatientBagDataset(Dataset[PatientSample]):
         """Full bag of item ``index``: (N, D) float32."""
         return self.bag_and_positions(index)[0]
 
+    def item_slides(self, index: int) -> list[tuple[str, np.ndarray | None]]:
+        """The slides of item ``index`` in bag order: ``[(slide_id, coords), ...]``.
+
+        ``slide_id`` is the feature file's stem; ``coords`` its level-0 ``coords`` (N_i, 2) int64
+        (contract §5), or None when the file has none. The full bag is these slides' patches
+        concatenated in this order (N = sum N_i, ``FeatureFileInfo.n_patches``).
+        """
+        out: list[tuple[str, np.ndarray | None]] = []
+        for info in self.items[index][1]:
+            with h5py.File(info.path, "r") as fh:
+                ok = "coords" in fh and fh["coords"].shape == (info.n_patches, 2)
+                out.append((info.path.stem, np.asarray(fh["coords"][...], dtype=np.int64) if ok else None))
+        return out
+
     def __getitem__(self, index: int) -> PatientSample:
         pi = self.items[index][0]
         pid = self.patient_ids[pi]

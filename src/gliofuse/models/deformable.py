@@ -49,6 +49,35 @@ def sample_map(context: Tensor, grid: Tensor) -> Tensor:
     return F.grid_sample(context, grid.to(context.dtype), mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
+def bilinear_cell_mass(grid: Tensor, key_mass: Tensor, height: int, width: int) -> Tensor:
+    """Spread a mass per sampling point onto the map cells it was bilinearly sampled from.
+
+    The adjoint of :func:`sample_map` for one channel: a point at normalised ``(x, y)`` reads cell
+    ``(i, j)`` with weight ``max(0, 1 - |y_px - i|) * max(0, 1 - |x_px - j|)`` (``align_corners=False``
+    pixel units; cells outside the map get nothing, as with zero padding), and gives it that share of
+    its mass. Separable, so computed as a product of two small matrices (deterministic).
+
+    Parameters
+    ----------
+    grid : Tensor, shape = (M, h, w, 2), normalised sampling positions (x first).
+    key_mass : Tensor, shape = (M, h * w), mass of each sampling point.
+    height, width : size H, W of the sampled map.
+
+    Returns
+    -------
+    Tensor, shape = (M, H, W).
+    """
+    m = grid.shape[0]
+    pts = grid.reshape(m, -1, 2).float()
+    x_px = ((pts[..., 0] + 1.0) * width - 1.0) / 2.0  # (M, K)
+    y_px = ((pts[..., 1] + 1.0) * height - 1.0) / 2.0
+    cols = torch.arange(width, device=grid.device, dtype=pts.dtype)
+    rows = torch.arange(height, device=grid.device, dtype=pts.dtype)
+    wx = (1.0 - (x_px.unsqueeze(-1) - cols).abs()).clamp_min(0.0)  # (M, K, W)
+    wy = (1.0 - (y_px.unsqueeze(-1) - rows).abs()).clamp_min(0.0)  # (M, K, H)
+    return torch.matmul((wy * key_mass.float().unsqueeze(-1)).transpose(1, 2), wx)
+
+
 class ContinuousPositionBias(nn.Module):
     """Log-spaced continuous position bias (SwinV2): an MLP of the query–key displacement.
 
@@ -181,7 +210,8 @@ class DeformableCrossAttention2D(nn.Module):
         ref = reference_cells(off.shape[-2], off.shape[-1], device=off.device, dtype=off.dtype)
         return ref.unsqueeze(0) + off
 
-    def forward(self, query: Tensor, context: Tensor, valid: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, query: Tensor, context: Tensor, valid: Tensor | None = None, *,
+                return_mass: bool = False) -> tuple[Tensor, ...]:
         """Attend from every cell of ``query`` to points sampled from ``context``.
 
         Parameters
@@ -189,12 +219,17 @@ class DeformableCrossAttention2D(nn.Module):
         query : Tensor, shape = (B, C, H, W), the map that decides where to look (gene-conditioned).
         context : Tensor, shape = (B, C, H, W), the map keys and values are sampled from (histology).
         valid : bool Tensor, shape = (B, H, W), or None: True = the cell holds a token.
+        return_mass : also return the attention mass of each context cell (below).
 
         Returns
         -------
         out : Tensor, shape = (B, C, H, W).
         vgrid : Tensor, shape = (B, G, 2, h, w): sampling positions (x, y) in coarse cells
             (reference grid + offsets), for the gene-guided consistency loss.
+        mass : float Tensor, shape = (B, H, W), only with ``return_mass``: the attention weights
+            (before dropout) of every valid query and head, summed per sampling point and spread onto
+            the context cells with the bilinear sampling weights (:func:`bilinear_cell_mass`); 0 on
+            invalid cells, normalised to sum 1 over each map (all 0 when nothing lands on a valid cell).
         """
         b, c, hh, ww = query.shape
         if min(hh, ww) < self.min_map_size():
@@ -228,7 +263,8 @@ class DeformableCrossAttention2D(nn.Module):
             kvalid = kvalid.expand(b, g, self.heads // g, 1, h * w).reshape(b, self.heads, 1, h * w)
             sim = sim + torch.log(kvalid.clamp_min(1e-6)).to(sim.dtype)
         sim = sim - sim.amax(dim=-1, keepdim=True).detach()
-        attn = self.drop(sim.softmax(dim=-1))
+        weights = sim.softmax(dim=-1)
+        attn = self.drop(weights)
         out = torch.matmul(attn, v.transpose(-1, -2))  # (B, heads, Q, dh)
         out = out.transpose(-1, -2).reshape(b, self.heads * self.dim_head, n_q, 1)
         out = self.to_out(out).reshape(b, c, n_q)
@@ -237,7 +273,27 @@ class DeformableCrossAttention2D(nn.Module):
                 2, cells.unsqueeze(1).expand(b, c, n_q), out)
         if valid is not None:
             out = out * valid.reshape(b, 1, hh * ww).to(out.dtype)
-        return out.reshape(b, c, hh, ww), vgrid.reshape(b, g, 2, h, w)
+        if not return_mass:
+            return out.reshape(b, c, hh, ww), vgrid.reshape(b, g, 2, h, w)
+        mass = self._cell_mass(weights, grid, valid, cells, hh, ww)
+        return out.reshape(b, c, hh, ww), vgrid.reshape(b, g, 2, h, w), mass
+
+    def _cell_mass(self, weights: Tensor, grid: Tensor, valid: Tensor | None, cells: Tensor | None, hh: int,
+                   ww: int) -> Tensor:
+        """Attention mass per context cell (B, H, W) from the weights (B, heads, Q, hw); see :meth:`forward`."""
+        b, hw = weights.shape[0], weights.shape[-1]
+        g = self.groups
+        w = weights.detach().float()
+        if valid is not None:  # padding queries (cells without a token) do not count
+            flat = valid.reshape(b, hh * ww)
+            q_ok = flat if cells is None else torch.gather(flat, 1, cells)
+            w = w * q_ok[:, None, :, None].to(w.dtype)
+        key_mass = w.sum(dim=2).reshape(b, g, self.heads // g, hw).sum(dim=2)  # heads of a group share its points
+        mass = bilinear_cell_mass(grid.detach(), key_mass.reshape(b * g, hw), hh, ww).reshape(b, g, hh, ww).sum(1)
+        if valid is not None:
+            mass = mass * valid.to(mass.dtype)
+        total = mass.sum(dim=(1, 2), keepdim=True)
+        return torch.where(total > 0, mass / total.clamp_min(1e-30), torch.zeros_like(mass))
 
 
 class CrossAttention2D(nn.Module):

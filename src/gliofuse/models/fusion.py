@@ -20,7 +20,10 @@ if TYPE_CHECKING:
 
 
 class ConcatFusion(FusionModel):
-    """``MLP([ABMIL(wsi) ; SNN(omics)])``: embeddings concatenated, then Linear+ReLU+Dropout."""
+    """``MLP([ABMIL(wsi) ; SNN(omics)])``: embeddings concatenated, then Linear+ReLU+Dropout.
+
+    ``ModelOutput.attention`` holds the WSI branch's gated-attention pooling weights (B, N).
+    """
 
     def __init__(self, *, wsi_dim: int, omics_dim: int, wsi_embed_dim: int, attn_dim: int,
                  omics_hidden_dims: Sequence[int], fusion_dim: int, dropout: float) -> None:
@@ -31,10 +34,10 @@ class ConcatFusion(FusionModel):
         self.embed_dim = int(fusion_dim)
 
     def forward(self, batch: Batch) -> ModelOutput:
-        z_wsi, _ = self.wsi(require_input(batch.wsi, "wsi", "abmil_snn_concat").float(), batch.wsi_mask)
+        z_wsi, attn = self.wsi(require_input(batch.wsi, "wsi", "abmil_snn_concat").float(), batch.wsi_mask)
         z_omics = self.omics(require_input(batch.omics, "omics", "abmil_snn_concat").float())
         z = self.fuse(torch.cat([z_wsi, z_omics], dim=1))
-        return ModelOutput(embedding=z, modality_embeddings={"wsi": z_wsi, "omics": z_omics})
+        return ModelOutput(embedding=z, modality_embeddings={"wsi": z_wsi, "omics": z_omics}, attention=attn)
 
     def gradient_groups(self) -> dict[str, list[nn.Parameter]]:
         return {"wsi": list(self.wsi.parameters()), "omics": list(self.omics.parameters()),

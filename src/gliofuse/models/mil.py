@@ -37,7 +37,7 @@ class ABMILEncoder(nn.Module):
 
 
 class ABMIL(FusionModel):
-    """WSI-only gated-attention MIL model."""
+    """WSI-only gated-attention MIL model; ``ModelOutput.attention`` holds the pooling weights (B, N)."""
 
     def __init__(self, *, wsi_dim: int, embed_dim: int, attn_dim: int, dropout: float) -> None:
         super().__init__()
@@ -46,8 +46,8 @@ class ABMIL(FusionModel):
 
     def forward(self, batch: Batch) -> ModelOutput:
         bags = require_input(batch.wsi, "wsi", "abmil")
-        z, _ = self.encoder(bags.float(), batch.wsi_mask)
-        return ModelOutput(embedding=z, modality_embeddings={"wsi": z})
+        z, attn = self.encoder(bags.float(), batch.wsi_mask)
+        return ModelOutput(embedding=z, modality_embeddings={"wsi": z}, attention=attn)
 
 
 def _create_abmil(*, input_dims: dict[str, int], embed_dim: int, attn_dim: int, dropout: float) -> ABMIL:

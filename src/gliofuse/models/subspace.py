@@ -120,7 +120,8 @@ class SubspaceBranch(nn.Module):
         self.pooler = nn.Sequential(nn.Linear(dim, dim), nn.Tanh())
         self.out = nn.Linear(dim, dim)
 
-    def forward(self, tokens: Tensor, valid: Tensor, gene: Tensor, size: int) -> tuple[Tensor, Tensor | None]:
+    def forward(self, tokens: Tensor, valid: Tensor, gene: Tensor, size: int, *,
+                with_mass: bool = False) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """Run the branch.
 
         Parameters
@@ -129,11 +130,14 @@ class SubspaceBranch(nn.Module):
         valid : bool Tensor, shape = (B, S*S).
         gene : Tensor, shape = (B, dim), this subspace's gene embedding.
         size : S.
+        with_mass : also return the deformable attention's mass per histology cell.
 
         Returns
         -------
         z : Tensor, shape = (B, dim), the subspace embedding.
         vgrid : Tensor, shape = (B, G, 2, h, w), sampling positions, or None (plain attention).
+        mass : Tensor, shape = (B, S*S), attention mass per map cell (sums to 1 over the valid cells;
+            :meth:`DeformableCrossAttention2D.forward`), or None (not asked for, or plain attention).
         """
         b, t, _ = tokens.shape
         m = valid.unsqueeze(-1).to(tokens.dtype)
@@ -144,10 +148,16 @@ class SubspaceBranch(nn.Module):
         def as_map(x: Tensor) -> Tensor:
             return (x * m).transpose(1, 2).reshape(b, self.dim, size, size)
 
-        attended, vgrid = self.attention(as_map(self.norm(h)), as_map(self.norm(p)), valid.reshape(b, size, size))
+        mass = None
+        args = (as_map(self.norm(h)), as_map(self.norm(p)), valid.reshape(b, size, size))
+        if with_mass and isinstance(self.attention, DeformableCrossAttention2D):
+            attended, vgrid, cell_mass = self.attention(*args, return_mass=True)
+            mass = cell_mass.reshape(b, t)
+        else:
+            attended, vgrid = self.attention(*args)
         h = h + attended.reshape(b, self.dim, t).transpose(1, 2)
         pooled = (self.pool_norm(h) * m).sum(dim=1) / m.sum(dim=1).clamp_min(1.0)
-        return self.out(self.pooler(pooled)), vgrid
+        return self.out(self.pooler(pooled)), vgrid, mass
 
 
 # ----------------------------------------------------------------------------- model
@@ -158,6 +168,14 @@ class SubspaceFusion(FusionModel):
     ``batch.omics_sets[name]`` (B, G_s) for the two ``gene_sets``. Output embedding (B, 2 * dim) =
     ``[z_tumour ; z_micro]`` (``embedding_parts``); with ``split=False`` one branch over the union of
     the two gene sets, embedding (B, dim). ``aux_losses["consistency"]`` in training mode.
+
+    In eval mode with deformable attention, ``ModelOutput.attention`` (B, N) is the deformable
+    cross-attention's reading map: per branch, the attention mass landing on each histology cell
+    (every valid query and head, spread bilinearly from the sampling points to the cells), carried
+    back to the patches of each cell by the transpose of the token-map construction (a pooled cell's
+    mass is shared equally by its patches; in raster mode a patch gets the mass of every token that
+    repeats it), averaged over the branches. It sums to 1 over a bag's patches, 0 on padding. The
+    plain-attention ablation has no such map (``attention`` None).
     """
 
     def __init__(self, *, wsi_dim: int, gene_dims: dict[str, int], gene_sets: Sequence[str], dim: int,
@@ -217,17 +235,42 @@ class SubspaceFusion(FusionModel):
                                         mode=self.token_map)
         zs: list[Tensor] = []
         aux: list[Tensor] = []
+        masses: list[Tensor | None] = []
         for enc, branch, x in zip(self.genes, self.branches, self._gene_inputs(batch), strict=True):
             gene = enc(x)
-            z, vgrid = branch(tokens, valid, gene, self.grid_size)
+            z, vgrid, mass = branch(tokens, valid, gene, self.grid_size, with_mass=not self.training)
             zs.append(z)
+            masses.append(mass)
             if self.training and self.consistency_weight > 0 and vgrid is not None and z.shape[0] > 1:
                 aux.append(gene_guided_consistency(gene, vgrid, form=self.consistency_form))
         out = ModelOutput(embedding=torch.cat(zs, dim=1) if len(zs) > 1 else zs[0],
                           modality_embeddings=dict(zip(self.parts, zs, strict=True)))
         if aux:
             out.aux_losses["consistency"] = self.consistency_weight * torch.stack(aux).mean()
+        if masses and all(m is not None for m in masses):
+            cell_mass = torch.stack(masses).mean(dim=0)  # type: ignore[arg-type]
+            out.attention = self._patch_attention(cell_mass, wsi.shape[1], batch.wsi_mask, batch.wsi_pos,
+                                                  device=wsi.device)
         return out
+
+    def _patch_attention(self, cell_mass: Tensor, n: int, mask: Tensor | None, pos: Tensor | None, *,
+                         device: torch.device) -> Tensor:
+        """Map a mass per token-map cell (B, S*S) back to the bag's patches: (B, N), summing to 1 per bag.
+
+        Uses the transpose of :func:`build_token_map` (a linear map of the patch features): the
+        gradient of ``sum_c mass_c * token_c`` with respect to a scalar feature per patch. A bag whose
+        mass is all 0 gets uniform weights over its patches.
+        """
+        b = cell_mass.shape[0]
+        with torch.enable_grad():
+            unit = torch.ones(b, n, 1, device=device, dtype=torch.float32, requires_grad=True)
+            tokens, _ = build_token_map(unit, mask, pos, size=self.grid_size, mode=self.token_map)
+            (grad,) = torch.autograd.grad((tokens.squeeze(-1) * cell_mass.detach().float()).sum(), unit)
+        real = (torch.ones(b, n, dtype=torch.bool, device=device) if mask is None else mask).float()
+        att = grad.squeeze(-1) * real
+        total = att.sum(dim=1, keepdim=True)
+        uniform = real / real.sum(dim=1, keepdim=True).clamp_min(1.0)
+        return torch.where(total > 0, att / total.clamp_min(1e-30), uniform)
 
     def embedding_parts(self) -> dict[str, slice]:
         return {name: slice(i * self.dim, (i + 1) * self.dim) for i, name in enumerate(self.parts)}

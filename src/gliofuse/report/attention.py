@@ -140,18 +140,27 @@ def attention_map(att: pd.DataFrame, *, thumb_size: tuple[int, int], level0_size
     return heat
 
 
-def _patient_figure(patient: str, slides: list[tuple[str, Image.Image, np.ndarray]], subtitle: str) -> Figure:
+def spread_label(scores: np.ndarray) -> str:
+    """``N patches, max/min weight R``: how far from uniform the weights are (the colours are percentiles,
+    so a near-uniform slide looks as contrasted as a peaked one)."""
+    s = np.asarray(scores, dtype=np.float64)
+    lo = s.min() if s.size else np.nan
+    ratio = f"{s.max() / lo:.3f}" if s.size and lo > 0 else "inf" if s.size else "nan"
+    return f"{s.size} patches, max/min weight {ratio}"
+
+
+def _patient_figure(patient: str, slides: list[tuple[str, Image.Image, np.ndarray, str]], subtitle: str) -> Figure:
     n = len(slides)
     fig, axes = plt.subplots(1, n, figsize=(5.4 * n, 4.6), squeeze=False, layout="constrained")
     im = None
-    for ax, (slide_id, thumb, heat) in zip(axes[0], slides, strict=True):
+    for ax, (slide_id, thumb, heat, label) in zip(axes[0], slides, strict=True):
         ax.imshow(np.asarray(thumb))
         im = ax.imshow(heat, cmap="inferno", alpha=0.55, vmin=0, vmax=1)
-        ax.set_title(slide_id[:23], fontsize=8)
+        ax.set_title(f"{slide_id[:23]}\n{label}", fontsize=8)
         ax.set_axis_off()
     if im is not None:
         fig.colorbar(im, ax=axes[0].tolist(), shrink=0.7, label="attention (percentile within slide)")
-    fig.suptitle(f"{patient} — {subtitle}", fontsize=10)
+    fig.suptitle(f"{patient}\n{subtitle}", fontsize=10)  # two lines: fits a one-slide figure
     return fig
 
 
@@ -204,9 +213,9 @@ def plot_attention_(*, oof_path: Path, fold_dirs: Sequence[Path], thumbnails: Se
             with Image.open(thumbs[slide_id]) as im:
                 thumb = im.convert("RGB")
             w0, h0, ps = _slide_geometry(geoms[slide_id])
-            heat = attention_map(att[att["slide_id"] == slide_id], thumb_size=thumb.size, level0_size=(w0, h0),
-                                 patch_size_level0=ps)
-            slides.append((slide_id, thumb, heat))
+            rows = att[att["slide_id"] == slide_id]
+            heat = attention_map(rows, thumb_size=thumb.size, level0_size=(w0, h0), patch_size_level0=ps)
+            slides.append((slide_id, thumb, heat, spread_label(rows["attention"].to_numpy())))
         row = oof[oof["patient_id"] == patient].iloc[0]
         if task_kind(task) == "survival":
             subtitle = f"{task}: risk {float(row['risk']):.2f}, time {float(row['time_days']):.0f} d, event {int(row['event'])}"

@@ -85,6 +85,12 @@ class Objective:
         """Prediction-table value columns (docs/data-contracts.md §8) from head outputs."""
         raise NotImplementedError
 
+    @property
+    def prediction_columns(self) -> list[str]:
+        """All columns of this objective's ``predictions.tsv``, in order: the task's columns plus any
+        objective-specific ones (``hazard_<edge>`` of a discrete-time survival head)."""
+        return list(self.task.prediction_columns)
+
     def state_dict(self) -> dict[str, Any]:
         """What was fitted on the training fold (for the checkpoint)."""
         return {"task": self.task.name, "kind": self.task.kind, "weight": self.weight}
@@ -196,6 +202,33 @@ class DiscreteHazardObjective(_SurvivalObjective):
     @property
     def n_bins(self) -> int:
         return int(self.edges.numel()) + 1
+
+    @property
+    def hazard_columns(self) -> list[str]:
+        """``hazard_<upper bin edge in days>`` per bin (``hazard_inf`` for the last, open bin).
+
+        Edges are written in the shortest form that reads back as the same float64 (``hazard_730``,
+        ``hazard_365.5``), the format :func:`gliofuse.evaluation.survival.hazard_columns` parses.
+        """
+        uppers = [*self.edges.tolist(), float("inf")]
+        return [f"hazard_{np.format_float_positional(e, trim='-')}" for e in uppers]
+
+    @property
+    def prediction_columns(self) -> list[str]:
+        return [*self.task.prediction_columns, *self.hazard_columns]
+
+    def prediction_values(self, output: Tensor) -> dict[str, np.ndarray]:
+        """``risk`` (B,) and the per-bin hazards ``h_k = sigmoid(logit_k)`` (one ``hazard_<edge>`` column each).
+
+        Bin k holds times ``edges[k-1] < t <= edges[k]`` (:func:`~gliofuse.training.losses.survival_bins`),
+        so ``S(edges[k]) = prod_{j <= k} (1 - h_j)``.
+        """
+        if output.ndim != 2 or output.shape[1] != self.n_bins:
+            raise ValueError(f"expected hazard logits (B, {self.n_bins}), got shape {tuple(output.shape)}.")
+        hazards = torch.sigmoid(output.double())
+        values = {"risk": hazards_to_risk(hazards).numpy()}
+        values.update({col: hazards[:, k].numpy() for k, col in enumerate(self.hazard_columns)})
+        return values
 
     def build_head(self, in_dim: int) -> nn.Module:
         return build_head("survival", in_dim, survival_loss="nll", n_bins=self.n_bins)
