@@ -7,6 +7,8 @@ rule data_splits:
         labels="results/labels/labels.tsv",
         omics="results/omics/expression.h5",
         status=get_all_slide_status,
+        # a slide whose extraction failed is left out; ancient: re-extracting a slide does not redo the folds
+        feature_status=ancient(lambda wc: [f"results/features/{ENCODER}/status/{s}.json" for s in get_slides()]),
     output:
         cohort="results/splits/cohort.tsv",
         folds=expand("results/splits/fold_{fold}.json", fold=FOLDS),
@@ -16,7 +18,8 @@ rule data_splits:
         "../../envs/data.yaml"
     shell:
         "gliofuse data splits --config {input.cfg} --labels {input.labels} --omics {input.omics}"
-        " --slide-status {input.status} --out-cohort {output.cohort} --out-folds {output.folds} > {log} 2>&1"
+        " --slide-status {input.status} --feature-status {input.feature_status}"
+        " --out-cohort {output.cohort} --out-folds {output.folds} > {log} 2>&1"
 
 
 rule train_fold:

@@ -1,0 +1,158 @@
+"""Cohort membership from WSI and features status (contract §7) and the ``gliofuse data splits`` verb."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from gliofuse.cli import main
+from gliofuse.data.cohort import build_cohort, cohort_members, cohort_table
+from gliofuse.data.splits import read_split_
+from gliofuse.labels.tables import LABEL_COLUMNS
+
+
+def _status(folder: Path, slide_id: str, status: str, n: int, **extra) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    p = folder / f"{slide_id}.json"
+    p.write_text(json.dumps({"slide_id": slide_id, "status": status, "n_patches": n, **extra}))
+    return p
+
+
+def _slide(patient: str, k: int = 1) -> str:
+    return f"{patient}-01Z-00-DX{k}.{k:04X}"
+
+
+P_GOOD, P_MIXED, P_FAILED, P_SKIPPED, P_NO_OMICS = (f"TCGA-AA-000{i}" for i in range(1, 6))
+# (slide, wsi status, wsi patches, features status or None for no features status file)
+SLIDES = [
+    (_slide(P_GOOD), "ok", 5, "ok"),
+    (_slide(P_MIXED, 1), "ok", 4, "failed"),
+    (_slide(P_MIXED, 2), "ok", 3, "ok"),
+    (_slide(P_FAILED), "ok", 6, "failed"),
+    (_slide(P_SKIPPED), "skipped", 0, "skipped"),
+    (_slide(P_NO_OMICS), "ok", 2, "ok"),
+]
+
+
+@pytest.fixture
+def statuses(tmp_path: Path) -> tuple[list[Path], list[Path]]:
+    wsi, feats = [], []
+    for sid, st, n, fst in SLIDES:
+        wsi.append(_status(tmp_path / "wsi", sid, st, n))
+        if fst is not None:
+            feats.append(_status(tmp_path / "feat", sid, fst, n if fst == "ok" else 0, encoder="test_resnet",
+                                 reason="too many unreadable patches" if fst == "failed" else ""))
+    return wsi, feats
+
+
+def _labels(patients: list[str]) -> pd.DataFrame:
+    n = len(patients)
+    return pd.DataFrame({"patient_id": patients, "diagnosis": [i % 3 for i in range(n)],
+                         "event": [i % 2 for i in range(n)]})
+
+
+PATIENTS = [P_GOOD, P_MIXED, P_FAILED, P_SKIPPED, P_NO_OMICS]
+OMICS = [P_GOOD, P_MIXED, P_FAILED, P_SKIPPED]
+
+
+def test_failed_features_drop_the_slide_and_a_patient_without_another(statuses, caplog):
+    wsi, feats = statuses
+    with caplog.at_level(logging.INFO, logger="gliofuse.data.cohort"):
+        table = cohort_table(labels=_labels(PATIENTS), slide_status_paths=wsi, omics_patients=OMICS,
+                             feature_status_paths=feats)
+    t = table.set_index("patient_id")
+    assert list(table["patient_id"]) == sorted(PATIENTS)
+    assert t.loc[P_MIXED, "slide_ids"] == _slide(P_MIXED, 2)  # the good slide is kept, the failed one dropped
+    assert t.loc[P_MIXED, "in_cohort"] == 1 and t.loc[P_MIXED, "reason"] == ""
+    assert t.loc[P_FAILED, "slide_ids"] == "" and t.loc[P_FAILED, "in_cohort"] == 0
+    assert t.loc[P_FAILED, "reason"] == "features_failed"
+    assert t.loc[P_SKIPPED, "reason"] == "no_ok_slide"
+    assert t.loc[P_NO_OMICS, "reason"] == "no_omics" and t.loc[P_NO_OMICS, "slide_ids"] == _slide(P_NO_OMICS)
+    assert list(table.columns[:5]) == ["patient_id", "slide_ids", "has_omics", "in_cohort", "reason"]
+    assert {"diagnosis", "event"} <= set(table.columns)
+    assert cohort_members(table)["patient_id"].tolist() == [P_GOOD, P_MIXED]
+    log = caplog.text
+    assert "2 slide(s) with ok patches have no usable features (2 failed)" in log
+    assert "1 features_failed" in log and "1 no_ok_slide" in log and "1 no_omics" in log
+    assert f"feature extraction failed on all their slides: {P_FAILED}" in log
+
+
+def test_without_features_status_only_the_wsi_status_counts(statuses):
+    wsi, _ = statuses
+    cohort = build_cohort(labels=_labels(PATIENTS), slide_status_paths=wsi, omics_patients=OMICS)
+    assert cohort["patient_id"].tolist() == [P_GOOD, P_MIXED, P_FAILED]
+    assert cohort.set_index("patient_id").loc[P_MIXED, "slide_ids"] == f"{_slide(P_MIXED, 1)};{_slide(P_MIXED, 2)}"
+    assert (cohort["in_cohort"] == 1).all() and (cohort["reason"] == "").all()
+
+
+def test_a_slide_without_features_status_is_not_usable(statuses):
+    wsi, feats = statuses
+    feats = [p for p in feats if p.stem != _slide(P_GOOD)]
+    table = cohort_table(labels=_labels(PATIENTS), slide_status_paths=wsi, omics_patients=OMICS,
+                         feature_status_paths=feats).set_index("patient_id")
+    assert table.loc[P_GOOD, "in_cohort"] == 0 and table.loc[P_GOOD, "reason"] == "features_failed"
+
+
+def test_several_reasons_are_joined(statuses):
+    wsi, feats = statuses
+    table = cohort_table(labels=_labels(PATIENTS), slide_status_paths=wsi, omics_patients=[P_GOOD],
+                         feature_status_paths=feats).set_index("patient_id")
+    assert table.loc[P_FAILED, "reason"] == "features_failed;no_omics"
+    assert table.loc[P_SKIPPED, "reason"] == "no_ok_slide;no_omics"
+
+
+def _label_table(path: Path, patients: list[str]) -> Path:
+    n = len(patients)
+    df = pd.DataFrame({c: [""] * n for c in LABEL_COLUMNS})
+    df["patient_id"] = patients
+    df["project"] = "TCGA-LGG"
+    df["time_days"] = [100.0 + 10 * i for i in range(n)]
+    df["event"] = [i % 2 for i in range(n)]
+    df["diagnosis"] = [i % 3 for i in range(n)]
+    df["grade"] = [i % 3 for i in range(n)]
+    df.to_csv(path, sep="\t", index=False)
+    return path
+
+
+def _expression(path: Path, patients: list[str]) -> Path:
+    with h5py.File(path, "w") as f:
+        f["values"] = np.ones((len(patients), 3), dtype=np.float32)
+        f["patients"] = np.array(patients, dtype="S")
+        f["genes"] = np.array(["ENSG1", "ENSG2", "ENSG3"], dtype="S")
+        f["gene_names"] = np.array(["A", "B", "C"], dtype="S")
+    return path
+
+
+def test_data_splits_verb_leaves_out_failed_features(tmp_path, statuses):
+    wsi, feats = statuses
+    extra = [f"TCGA-BB-{i:04d}" for i in range(1, 8)]  # enough patients for 2 folds
+    for p in extra:
+        wsi.append(_status(tmp_path / "wsi", _slide(p), "ok", 3))
+        feats.append(_status(tmp_path / "feat", _slide(p), "ok", 3))
+    labels = _label_table(tmp_path / "labels.tsv", PATIENTS + extra)
+    omics = _expression(tmp_path / "expression.h5", OMICS + extra)
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("seed: 3\ndata: {n_folds: 2, val_fraction: 0.2, stratify_by: none}\n")
+    out = tmp_path / "splits"
+    folds = [out / "fold_0.json", out / "fold_1.json"]
+    args = ["data", "splits", "--config", str(cfg), "--labels", str(labels), "--omics", str(omics),
+            "--slide-status", *map(str, wsi), "--out-cohort", str(out / "cohort.tsv"), "--out-folds", *map(str, folds)]
+
+    assert main([*args, "--feature-status", *map(str, feats)]) == 0
+    cohort = pd.read_csv(out / "cohort.tsv", sep="\t", dtype={"reason": str}, keep_default_na=False)
+    members = set(cohort.loc[cohort["in_cohort"] == 1, "patient_id"])
+    assert members == {P_GOOD, P_MIXED, *extra}
+    assert cohort.set_index("patient_id").loc[P_FAILED, "reason"] == "features_failed"
+    in_splits = set().union(*(set(read_split_(f).test) for f in folds))
+    assert in_splits == members  # the test sets partition the cohort members only
+
+    assert main(args) == 0  # without --feature-status the failed slide's patient stays in
+    cohort = pd.read_csv(out / "cohort.tsv", sep="\t")
+    assert P_FAILED in set(cohort.loc[cohort["in_cohort"] == 1, "patient_id"])
+    assert P_FAILED in set().union(*(set(read_split_(f).test) for f in folds))
