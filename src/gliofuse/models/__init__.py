@@ -10,6 +10,6 @@ from __future__ import annotations
 from gliofuse.models.registry import ModelCard, create_model, get_model_card, list_models, register_model
 
 # Family modules: imported for their registration side effect. Add new families here.
-from gliofuse.models import mil, snn, fusion, subspace  # noqa: F401  isort: skip
+from gliofuse.models import mil, snn, fusion, subspace, transmil, pathomic, mcat, m2f, path_gptomic  # noqa: F401  isort: skip
 
 __all__ = ["ModelCard", "create_model", "get_model_card", "list_models", "register_model"]

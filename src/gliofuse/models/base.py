@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +78,20 @@ class FusionModel(nn.Module):
         the model never touches optimisers or gradients. Default: none.
         """
         return []
+
+    def loss_weighting(self) -> str:
+        """How the harness combines multi-task losses: ``"fixed"`` (``training.loss_weights``, default) or
+        ``"uncertainty"`` (learned log-variances, :mod:`gliofuse.training.weighting`). A declaration only."""
+        return "fixed"
+
+    def bind_omics_genes(self, genes: Mapping[str, Sequence[str]]) -> None:
+        """Receive the gene identifiers of the omics inputs: ``{"omics": [...], "omics:<set>": [...]}``.
+
+        Symbols or Ensembl ids of the columns of ``batch.omics`` / ``batch.omics_sets[set]``, in column
+        order. Only models that look genes up (e.g. in a foundation gene-embedding table) use it;
+        default: ignored.
+        """
+        del genes
 
 
 def require_input(x: Tensor | None, name: str, model: str) -> Tensor:

@@ -18,12 +18,17 @@ SUBSPACE_SMALL = {"dim": 16, "gene_hidden_dims": [12, 8], "grid_size": 8, "heads
 DEFORM_SMALL = {"offset_groups": 2, "downsample": 2, "offset_kernel": 3, "cpb_hidden": 8}
 
 
+# gene-token models (mcat, m2f) read per-gene-set vectors; the test batch builds the two TME sets
+TOKEN_SMALL = {"gene_sets": ["tumour", "microenvironment"], "dim": 16, "heads": 2, "ff_dim": 24}
+SMALL_BY_FAMILY = {"mcat": TOKEN_SMALL, "m2f": TOKEN_SMALL, "mil": {"dim": 16, "heads": 2}}
+
+
 def small(model_name: str) -> dict[str, object]:
     """Small overrides of a registered model (keys of its card only)."""
+    card = get_model_card(model_name)
     if not model_name.startswith("subspace_fusion"):
-        return {}
-    defaults = get_model_card(model_name).defaults
-    return {k: v for k, v in {**SUBSPACE_SMALL, **DEFORM_SMALL}.items() if k in defaults}
+        return {k: v for k, v in SMALL_BY_FAMILY.get(card.family, {}).items() if k in card.defaults}
+    return {k: v for k, v in {**SUBSPACE_SMALL, **DEFORM_SMALL}.items() if k in card.defaults}
 
 
 def _samples(n_patches: list[int], seed: int = 0) -> list[PatientSample]:

@@ -12,9 +12,12 @@ from torch import nn
 from gliofuse.data.datasets import Batch
 from gliofuse.models.base import ModelOutput
 from gliofuse.training.hooks import (
+    GradientModulation,
     StepContext,
     SubspaceGradientCoordination,
     build_policies,
+    modulation_coefficient,
+    modulation_score,
     project_conflict,
     reflect_conflict,
 )
@@ -146,3 +149,128 @@ def test_batch_concordance_matches_hand_count() -> None:
     # comparable (i event, t_i < t_j): (0,1),(0,2),(0,3),(1,2),(1,3); concordant 1+1+1+1, tie (1,3) = 0.5
     assert batch_concordance(risk, time, event) == pytest.approx(4.5 / 5)
     assert batch_concordance(risk, time, torch.zeros(4)) is None
+
+
+# ----------------------------------------------------------------------------- gradient modulation (Path-GPTOmic)
+class _BranchModel(nn.Module):
+    """Embedding [z_omics (2) ; z_wsi (2)] and one parameter per branch."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.p_omics = nn.Parameter(torch.ones(3))
+        self.p_wsi = nn.Parameter(torch.ones(3))
+
+    def embedding_parts(self) -> dict[str, slice]:
+        return {"omics": slice(0, 2), "wsi": slice(2, 4)}
+
+    def gradient_groups(self) -> dict[str, list[nn.Parameter]]:
+        return {"omics": [self.p_omics], "wsi": [self.p_wsi]}
+
+    def gradient_policies(self) -> list[tuple[str, dict[str, object]]]:
+        return [("gradient_modulation", {"parts": ("omics", "wsi"), "mode": "grad"})]
+
+
+def _cox_context(optimizer: torch.optim.Optimizer | None = None, epoch: int = 1) -> StepContext:
+    """theta_omics = (1, 0, 0), theta_wsi = (0, 0, 0); times 1, 2, 3; events 1, 1, 0."""
+    emb = torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0], [0.0, 0.0, 5.0, 0.0]])
+    head = nn.Module()
+    head.fc = nn.Linear(4, 1, bias=False)
+    with torch.no_grad():
+        head.fc.weight.copy_(torch.tensor([[1.0, 0.0, 0.0, 0.0]]))  # W_wsi = 0: theta_wsi = 0 everywhere
+    batch = Batch(wsi=None, wsi_mask=None, omics=None, patient_ids=["a", "b", "c"],
+                  time_days=torch.tensor([1.0, 2.0, 3.0]), event=torch.tensor([1.0, 1.0, 0.0]),
+                  label=torch.full((3,), -1))
+    return StepContext(epoch=epoch, step=0, batch=batch, output=ModelOutput(embedding=emb), heads={"survival": head},
+                       objectives={"survival": CoxObjective(get_task("survival"))}, optimizer=optimizer)
+
+
+def _hand_rho(score: str) -> float:
+    e = math.e
+    p_omics = [e / (e + 2), 1 / 2]  # partial-likelihood probabilities of the two observed failures
+    p_wsi = [1 / 3, 1 / 2]
+    if score == "sum_prob":
+        return sum(p_omics) / sum(p_wsi)
+    return math.exp(sum(map(math.log, p_omics)) / 2 - sum(map(math.log, p_wsi)) / 2)
+
+
+@pytest.mark.parametrize("score", ["sum_prob", "mean_logprob"])
+def test_modulation_coefficients_equal_hand_computed_values(score: str) -> None:
+    model = _BranchModel()
+    for p in model.parameters():
+        p.grad = torch.ones(3)
+    policy = GradientModulation(parts=("omics", "wsi"), score=score, mode="grad")
+    policy.after_backward(model, 0, _cox_context())
+    rho = _hand_rho(score)
+    c_omics = 1 - math.tanh(rho - 1)
+    assert rho > 1 and 0 < c_omics < 1
+    row = policy.frame().iloc[0]
+    assert row["rho_omics"] == pytest.approx(rho, rel=1e-9)
+    assert row["rho_wsi"] == pytest.approx(1 / rho, rel=1e-9)
+    assert row["coef_omics"] == pytest.approx(c_omics, rel=1e-9)
+    assert row["coef_wsi"] == 1.0  # min(1 - tanh(rho - 1), 1) with rho < 1
+    assert (row["mode"], row["applied"], row["row"], row["task"]) == ("grad", 1, -1, "survival")
+    torch.testing.assert_close(model.p_omics.grad, torch.full((3,), c_omics))  # dominant branch slowed down
+    torch.testing.assert_close(model.p_wsi.grad, torch.ones(3))
+
+
+def test_modulation_coefficient_formula() -> None:
+    assert modulation_coefficient(2.0) == pytest.approx(1 - math.tanh(1.0))
+    assert modulation_coefficient(0.3) == 1.0 and modulation_coefficient(1.0) == 1.0
+    assert modulation_coefficient(math.nan) == 1.0
+    assert modulation_coefficient(1.5, alpha=2.0) == pytest.approx(1 - math.tanh(1.0))
+
+
+def test_lr_mode_scales_the_branch_step_and_auto_picks_by_optimiser() -> None:
+    model = _BranchModel()
+    opt = torch.optim.Adam(model.parameters(), lr=0.1)
+    for p in model.parameters():
+        p.grad = torch.tensor([1.0, -2.0, 0.5])
+    policy = GradientModulation(mode="auto")
+    policy.after_backward(model, 0, _cox_context(opt))
+    assert policy.rows[-1]["mode"] == "lr"
+    before = model.p_omics.detach().clone()
+    grads = model.p_omics.grad.clone()
+    opt.step()
+    c = 1 - math.tanh(_hand_rho("sum_prob") - 1)
+    # Adam's first step is lr * sign(g) per element; the omics step is scaled by c, the wsi step is not
+    torch.testing.assert_close(model.p_omics.detach(), before - c * 0.1 * torch.sign(grads))
+    torch.testing.assert_close(model.p_wsi.detach(), torch.ones(3) - 0.1 * torch.sign(grads))
+    torch.testing.assert_close(model.p_omics.grad, grads)  # gradients untouched in lr mode
+    opt.step()  # the one-shot hook is gone: a later step is not rescaled again
+    assert policy._handle is None
+    sgd_policy = GradientModulation(mode="auto")
+    sgd_policy.after_backward(model, 0, _cox_context(torch.optim.SGD(model.parameters(), lr=0.1)))
+    assert sgd_policy.rows[-1]["mode"] == "grad"
+
+
+def test_off_mode_and_epoch_window_only_log() -> None:
+    for policy, ctx in ((GradientModulation(mode="off"), _cox_context()),
+                        (GradientModulation(mode="grad", start_epoch=2), _cox_context(epoch=1))):
+        model = _BranchModel()
+        for p in model.parameters():
+            p.grad = torch.ones(3)
+        policy.after_backward(model, 0, ctx)
+        assert policy.rows[-1]["applied"] == 0 and policy.rows[-1]["coef_omics"] < 1
+        torch.testing.assert_close(model.p_omics.grad, torch.ones(3))
+
+
+def test_classification_score_is_the_summed_true_class_probability() -> None:
+    objective = ClassificationObjective(get_task("grade"))
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    batch = Batch(wsi=None, wsi_mask=None, omics=None, patient_ids=["a", "b"], time_days=torch.ones(2),
+                  event=torch.ones(2), label=torch.tensor([0, 2]))
+    e = math.e
+    expect = e**2 / (e**2 + 2) + 1 / (e + 2)
+    assert modulation_score(objective, logits, batch, score="sum_prob") == pytest.approx(expect)
+    assert modulation_score(objective, logits, batch, score="mean_logprob") == pytest.approx(
+        (math.log(e**2 / (e**2 + 2)) + math.log(1 / (e + 2))) / 2)
+    no_label = Batch(wsi=None, wsi_mask=None, omics=None, patient_ids=["a", "b"], time_days=torch.ones(2),
+                     event=torch.ones(2), label=torch.tensor([-1, -1]))
+    assert modulation_score(objective, logits, no_label, score="sum_prob") is None
+
+
+def test_build_policies_builds_the_declared_modulation() -> None:
+    (policy,) = build_policies(_BranchModel())  # type: ignore[arg-type]
+    assert isinstance(policy, GradientModulation) and policy.mode == "grad"
+    assert list(policy.frame().columns) == ["epoch", "step", "task", "row", "mode", "score_omics", "score_wsi",
+                                            "ratio", "rho_omics", "rho_wsi", "coef_omics", "coef_wsi", "applied"]
