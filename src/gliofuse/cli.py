@@ -162,7 +162,7 @@ def cmd_omics_matrix(args: argparse.Namespace) -> None:
 
 
 def cmd_data_splits(args: argparse.Namespace) -> None:
-    from gliofuse.data.cohort import build_cohort
+    from gliofuse.data.cohort import cohort_members, cohort_table
     from gliofuse.data.splits import make_splits, write_splits_
     from gliofuse.io import provenance, write_table_
     from gliofuse.labels.tables import read_label_table_
@@ -171,13 +171,14 @@ def cmd_data_splits(args: argparse.Namespace) -> None:
     cfg = _cfg(args)
     labels = read_label_table_(Path(args.labels))
     _, omics_patients, _ = read_expression_(Path(args.omics))
-    cohort = build_cohort(labels=labels, slide_status_paths=[Path(p) for p in args.slide_status],
-                          omics_patients=omics_patients)
-    splits = make_splits(cohort, n_folds=cfg.data.n_folds, val_fraction=cfg.data.val_fraction,
+    feature_status = [Path(p) for p in args.feature_status] if args.feature_status is not None else None
+    table = cohort_table(labels=labels, slide_status_paths=[Path(p) for p in args.slide_status],
+                         omics_patients=omics_patients, feature_status_paths=feature_status)
+    splits = make_splits(cohort_members(table), n_folds=cfg.data.n_folds, val_fraction=cfg.data.val_fraction,
                          stratify_by=cfg.data.stratify_by, seed=cfg.seed)
     if len(args.out_folds) != cfg.data.n_folds:
         raise ConfigError(f"--out-folds names {len(args.out_folds)} files but data.n_folds = {cfg.data.n_folds}.")
-    write_table_(Path(args.out_cohort), cohort,
+    write_table_(Path(args.out_cohort), table,
                  prov=provenance(config=_section(cfg, "data"), inputs={"labels": args.labels, "omics": args.omics}))
     write_splits_(splits, out_paths=[Path(p) for p in args.out_folds])
 
@@ -277,13 +278,38 @@ def cmd_report_markdown(args: argparse.Namespace) -> None:
 
     cfg = _cfg(args)
     write_summary_markdown_(summary_path=Path(args.summary), comparisons_path=Path(args.comparisons),
-                            ablation_path=Path(args.ablation), out=Path(args.out), title=cfg.report.title)
+                            ablation_path=Path(args.ablation), out=Path(args.out), title=cfg.report.title,
+                            cards_path=Path(args.cards) if args.cards else None)
 
 
 def cmd_report_cards(args: argparse.Namespace) -> None:
     from gliofuse.report.tables import model_cards_
 
     model_cards_(models=args.models, prediction_paths=[Path(p) for p in args.predictions or []], out=Path(args.out))
+
+
+def cmd_validate_fit(args: argparse.Namespace) -> None:
+    from gliofuse.training.validation import ValidationJob, fit_published_split_
+
+    cfg = _cfg(args)
+    _torch_threads(args.threads)
+    job = ValidationJob(protocol=args.protocol, model=args.model, task=args.task, split=args.split,
+                        cohort=args.cohort)
+    fit_published_split_(cfg=cfg, job=job, out_root=Path(args.out_dir))
+
+
+def cmd_validate_report(args: argparse.Namespace) -> None:
+    from gliofuse.training.validation import report_validation_
+
+    report_validation_(cfg=_cfg(args), out_root=Path(args.out_dir))
+
+
+def cmd_validate_run(args: argparse.Namespace) -> None:
+    from gliofuse.training.validation import run_validation_
+
+    cfg = _cfg(args)
+    _torch_threads(args.threads)
+    run_validation_(cfg=cfg, out_root=Path(args.out_dir))
 
 
 # --- parser ---------------------------------------------------------------------------------------------
@@ -370,6 +396,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", required=True)
     p.add_argument("--omics", required=True)
     p.add_argument("--slide-status", nargs="+", required=True)
+    p.add_argument("--feature-status", nargs="*", default=None,
+                   help="features status JSONs: slides whose extraction failed are left out (default: not checked)")
     p.add_argument("--out-cohort", required=True)
     p.add_argument("--out-folds", nargs="+", required=True, help="fold_<k>.json paths, in fold order")
 
@@ -401,6 +429,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cards", default=None, help="model cards JSON (gliofuse report cards); needed for ablations")
     p.add_argument("--out-comparisons", required=True)
     p.add_argument("--out-ablation", required=True)
+
+    g = group("validate", "omics models on published TCGA-GBMLGG tables under their original protocols")
+    p = _add(g, "fit", cmd_validate_fit, "train one validation job (protocol x model x task x patients x split)")
+    p.add_argument("--protocol", required=True, choices=["pf", "mcat"])
+    p.add_argument("--model", required=True, help="omics-only registered model (e.g. snn)")
+    p.add_argument("--task", required=True, choices=["survival", "grade"])
+    p.add_argument("--cohort", default="all", choices=["all", "rnaseq"], help="patient set (PF survival)")
+    p.add_argument("--split", required=True, type=int, help="PF randomisation 1..15 or MCAT fold 0..4")
+    p.add_argument("--out-dir", required=True, help="validation output folder (results/validation)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p = _add(g, "report", cmd_validate_report, "metrics.tsv, summary.tsv, report.md and the figure of all jobs")
+    p.add_argument("--out-dir", required=True, help="validation output folder holding the jobs")
+    p = _add(g, "run", cmd_validate_run, "train every configured job in this process, then write the report")
+    p.add_argument("--out-dir", required=True, help="validation output folder (results/validation)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
     g = group("report", "figures and tables for the report")
 
@@ -449,6 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary", required=True)
     p.add_argument("--comparisons", required=True)
     p.add_argument("--ablation", required=True)
+    p.add_argument("--cards", help="model_cards.json: adds a Models section (family, reference, RNA encoder)")
     p.add_argument("--out", required=True)
     p = _add(g, "cards", cmd_report_cards, "model cards JSON (from prediction sidecars, else the registry)",
              config=False)

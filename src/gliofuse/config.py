@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from gliofuse.errors import ConfigError
 
 SECTIONS: tuple[str, ...] = (
-    "demo", "gdc", "labels", "omics", "wsi", "features", "data", "training", "evaluation", "report",
+    "demo", "gdc", "labels", "omics", "wsi", "features", "data", "training", "evaluation", "report", "validation",
 )
 
 
@@ -261,11 +261,12 @@ class TrainingConfig(_Section):
         False, description="Also keep one checkpoint per epoch (epoch_<k>.pt) beside last.pt.")
     model_training: dict[str, dict[str, Any]] = Field(
         {}, description="Per-model overrides of the training settings above: {model_name: {setting: value}} "
-        "(e.g. subspace_fusion: {lr: 2.0e-4, optimizer: adam, survival_loss: nll}); not models, tasks, "
-        "model_overrides or model_training.")
+        "(e.g. subspace_fusion: {lr: 2.0e-4, optimizer: adam, survival_loss: nll}; m2f: {tasks: [survival, grade], "
+        "multitask: true}); not models, model_overrides or model_training. A per-model `tasks` list (a subset of "
+        "`tasks`) selects the model's jobs and, with `multitask`, its jointly trained heads.")
 
     #: settings that cannot be overridden per model
-    NOT_PER_MODEL: ClassVar[frozenset[str]] = frozenset({"models", "tasks", "model_overrides", "model_training"})
+    NOT_PER_MODEL: ClassVar[frozenset[str]] = frozenset({"models", "model_overrides", "model_training"})
 
     @model_validator(mode="after")
     def _check_model_training(self) -> TrainingConfig:
@@ -273,7 +274,12 @@ class TrainingConfig(_Section):
             bad = sorted(k for k in overrides if k in self.NOT_PER_MODEL or k not in type(self).model_fields)
             if bad:
                 raise ValueError(f"model_training.{name}: {bad} cannot be set per model; allowed keys are the "
-                                 "training settings except models, tasks, model_overrides and model_training")
+                                 "training settings except models, model_overrides and model_training")
+            extra = sorted({str(getattr(t, "value", t)) for t in overrides.get("tasks", [])}
+                           - {t.value for t in self.tasks})
+            if extra:
+                raise ValueError(f"model_training.{name}.tasks: {extra} are not in training.tasks "
+                                 f"{[t.value for t in self.tasks]}; a model trains a subset of the tasks")
             try:
                 self.for_model(name)
             except ValidationError as exc:
@@ -291,6 +297,11 @@ class TrainingConfig(_Section):
         data.update(overrides)
         data["model_training"] = {}
         return type(self).model_validate(data)
+
+    def jobs(self) -> list[tuple[str, str]]:
+        """``(model, task)`` pairs to train, in ``models`` order: each model's tasks (``model_training.<m>.tasks``
+        where set, else ``tasks``), one job per pair and fold."""
+        return [(m, t.value) for m in self.models for t in self.for_model(m).tasks]
 
 
 class EvaluationConfig(_Section):
@@ -349,6 +360,77 @@ class ReportConfig(_Section):
     dpi: int = Field(110, ge=50, le=600, description="Resolution of the PNG figures (the SVG twins are vector).")
 
 
+class ValidationProtocolConfig(_Section):
+    """Optimisation settings and inputs of one published protocol (``validation.pf`` / ``validation.mcat``)."""
+
+    enabled: bool = Field(True, description="Run this protocol in `validation_all` / `gliofuse validate run`.")
+    tasks: list[Literal["survival", "grade"]] = Field(["survival"], min_length=1, description="Tasks to run.")
+    splits: list[int] | None = Field(None, description="Split indices to run (PF 1..15, MCAT 0..4); null: all.")
+    models: list[str] = Field(["snn"], min_length=1, description="Omics-only registered models (`gliofuse models "
+                              "list`; modality omics only).")
+    model_overrides: dict[str, dict[str, Any]] = Field({}, description="{model: {param: value}} hyper-parameters.")
+    epochs: int = Field(50, ge=1, description="Epochs (no early stopping: the epoch with the lowest training loss "
+                        "is kept, as the protocols have no validation set).")
+    batch_size: int = Field(64, ge=2, description="Rows per optimisation step.")
+    lr: float = Field(2e-3, gt=0, description="Peak learning rate.")
+    weight_decay: float = Field(5e-4, ge=0, description="Weight decay (L2 for adam).")
+    optimizer: Literal["adam", "adamw", "sgd"] = Field("adam", description="Optimizer.")
+    scheduler: Literal["none", "cosine"] = Field("cosine", description="Per-epoch learning-rate schedule.")
+    survival_loss: Literal["cox", "nll"] = Field("cox", description="Survival objective of the protocol.")
+
+
+class PFValidationConfig(ValidationProtocolConfig):
+    """Pathomic Fusion protocol: 15 pnas_splits train/test splits, Cox loss (survival) and 3-class grade."""
+
+    tasks: list[Literal["survival", "grade"]] = Field(["survival", "grade"], min_length=1, description="Tasks.")
+    model_overrides: dict[str, dict[str, Any]] = Field(
+        {"snn": {"hidden_dims": [64, 48, 32, 32], "dropout": 0.25}},
+        description="{model: {param: value}}; default: PF's genomic SNN (MaxNet 80-64-48-32-32, dropout 0.25).")
+    roi_weighting: bool = Field(True, description="Repeat each patient once per ROI ('Region count') in training, "
+                                "scaling and the grade metrics, as PF trains and tests on ROI rows.")
+    survival_cohorts: list[Literal["rnaseq", "all"]] = Field(
+        ["rnaseq", "all"], min_length=1, description="Patient sets of the survival task: 'rnaseq' = those with "
+        "RNA-seq (listed in the MCAT table; needs mcat_dir), as PF's published survival SNN was trained on its "
+        "RNA-seq inner join; 'all' = every patient with a molecular subtype.")
+
+
+class MCATValidationConfig(ValidationProtocolConfig):
+    """MCAT protocol: 5-fold patient-level CV (val folds), 4-bin discrete-time NLL, SNN on signature genes."""
+
+    model_overrides: dict[str, dict[str, Any]] = Field(
+        {"snn": {"hidden_dims": [256, 256], "dropout": 0.25}},
+        description="{model: {param: value}}; default: MCAT's SNN (2 x 256, dropout 0.25).")
+    epochs: int = Field(20, ge=1, description="Epochs (MCAT: 20, last epoch reported).")
+    batch_size: int = Field(32, ge=2, description="Patients per step (MCAT: batch 1 with 32-step accumulation).")
+    lr: float = Field(2e-4, gt=0, description="Learning rate (MCAT: 2e-4).")
+    weight_decay: float = Field(1e-5, ge=0, description="Weight decay (MCAT: 1e-5).")
+    scheduler: Literal["none", "cosine"] = Field("none", description="MCAT: constant learning rate.")
+    survival_loss: Literal["cox", "nll"] = Field("nll", description="MCAT: 4-bin discrete-time NLL (alpha 0).")
+    signature_genes: bool = Field(True, description="Features: *_rnaseq/_cnv/_mut columns of signature-family "
+                                  "genes (MCAT's SNN baseline); false: all genomic columns.")
+    exclude_genes: list[str] = Field(
+        ["IDH1"], description="Gene symbols dropped from the features. IDH1 is in this signatures.csv (Oncogenes) "
+        "but was in none of the families MCAT's published SNN used.")
+    feature_types: list[Literal["rnaseq", "cnv", "mut"]] = Field(
+        ["rnaseq", "cnv", "mut"], min_length=1, description="Genomic column kinds fed to the model.")
+    bins_from: Literal["cohort", "train"] = Field(
+        "cohort", description="Survival bin edges from the uncensored patients of the whole table (MCAT) or of "
+        "the training fold only.")
+
+
+class ValidationConfig(_Section):
+    """Validation of the omics models on published TCGA-GBMLGG tables under their original protocols."""
+
+    pf_dir: str | None = Field(None, description="Folder with Pathomic Fusion's all_dataset.csv, grade_data.csv "
+                               "and pnas_splits.csv; null: the PF protocol is not run.")
+    mcat_dir: str | None = Field(None, description="Folder with MCAT's tcga_gbmlgg_all_clean.csv.zip, "
+                                 "signatures.csv and splits/5foldcv/tcga_gbmlgg/; null: the MCAT protocol is not run.")
+    tolerance: float = Field(0.015, ge=0, description="A result matches when it is within this of the published "
+                             "value (or better).")
+    pf: PFValidationConfig = PFValidationConfig()
+    mcat: MCATValidationConfig = MCATValidationConfig()
+
+
 class GliofuseConfig(_Section):
     """Root configuration (config.yaml)."""
 
@@ -366,6 +448,7 @@ class GliofuseConfig(_Section):
     training: TrainingConfig = TrainingConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
     report: ReportConfig = ReportConfig()
+    validation: ValidationConfig = ValidationConfig()
 
     def resolved_data_root(self) -> Path:
         if self.data_root is not None:

@@ -18,6 +18,7 @@ DATA_ROOT = str(CFG.resolved_data_root())
 ENCODER = re.sub(r"[^A-Za-z0-9_.-]+", "-", CFG.features.encoder)
 MODELS = list(CFG.training.models)
 TASKS = [t.value for t in CFG.training.tasks]
+JOBS = CFG.training.jobs()  # (model, task) pairs: each model's tasks (training.model_training.<m>.tasks or tasks)
 FOLDS = list(range(CFG.data.n_folds))
 GPU_FEATURES = 1 if CFG.features.device.startswith("cuda") else 0
 GPU_TRAINING = 1 if CFG.training.device.startswith("cuda") else 0
@@ -155,13 +156,13 @@ def get_fold_predictions(wildcards) -> list[str]:
 
 
 def get_all_metrics(wildcards=None) -> list[str]:
-    return [f"results/evaluation/{m}/{t}/metrics.tsv" for m in MODELS for t in TASKS]
+    return [f"results/evaluation/{m}/{t}/metrics.tsv" for m, t in JOBS]
 
 
 def get_final_output(wildcards=None) -> list[str]:
     out = ["results/evaluation/summary.tsv", "results/figures/summary.png", "results/figures/cohort.png",
            "results/qc/slides.tsv", "results/figures/qc_slides.png"]
-    out += [f"results/figures/{m}/{t}.png" for m in MODELS for t in TASKS]
+    out += [f"results/figures/{m}/{t}.png" for m, t in JOBS]
     out += REPORT_OUTPUTS  # comparisons, forest plot, summary.md, training and attention figures (report.smk)
     # Per-slide features are products in their own right (reused across models and experiments). Listing them
     # as targets also makes a deleted feature file count as missing: Snakemake 9 does not rebuild a deleted

@@ -6,7 +6,7 @@ try:
 except ConfigError as exc:
     raise WorkflowError(str(exc)) from None
 
-ALL_OOF = [f"results/evaluation/{m}/{t}/predictions_oof.tsv" for m in MODELS for t in TASKS]
+ALL_OOF = [f"results/evaluation/{m}/{t}/predictions_oof.tsv" for m, t in JOBS]
 
 
 rule evaluate_model:

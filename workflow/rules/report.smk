@@ -5,7 +5,7 @@
 # Report figures and tables beyond the core outputs; targets of `rule all` (get_final_output in common.smk).
 REPORT_OUTPUTS = ["results/evaluation/comparisons.tsv", "results/figures/forest.png", "results/summary.md"]
 REPORT_OUTPUTS += [
-    f"results/figures/{m}/{t}_{kind}" for m in MODELS for t in TASKS for kind in ("training.png", "attention")
+    f"results/figures/{m}/{t}_{kind}" for m, t in JOBS for kind in ("training.png", "attention")
 ]
 
 
@@ -116,7 +116,7 @@ rule report_summary:
 
 rule report_model_cards:
     input:
-        predictions=expand("results/training/{model}/{task}/fold_0/predictions.tsv", model=MODELS, task=TASKS[:1]),
+        predictions=[f"results/training/{m}/{CFG.training.for_model(m).tasks[0].value}/fold_0/predictions.tsv" for m in MODELS],
     output:
         cards="results/evaluation/model_cards.json",
     params:
@@ -159,6 +159,7 @@ rule report_markdown:
         summary="results/evaluation/summary.tsv",
         comparisons="results/evaluation/comparisons.tsv",
         ablation="results/evaluation/ablation.tsv",
+        cards="results/evaluation/model_cards.json",
     output:
         md=report(
             "results/summary.md",
@@ -172,7 +173,7 @@ rule report_markdown:
         "../../envs/stats.yaml"
     shell:
         "gliofuse report markdown --config {input.cfg} --summary {input.summary} --comparisons {input.comparisons}"
-        " --ablation {input.ablation} --out {output.md} > {log} 2>&1"
+        " --ablation {input.ablation} --cards {input.cards} --out {output.md} > {log} 2>&1"
 
 
 rule report_cohort:
@@ -201,6 +202,8 @@ rule report_qc:
     input:
         status=get_all_slide_status,
         qc=get_all_slide_qc,
+        # features_* columns; ancient: re-extracting one slide does not redo the table (--forcerun report_qc does)
+        feature_status=ancient(lambda wc: [f"results/features/{ENCODER}/status/{s}.json" for s in get_slides()]),
     output:
         table=report(
             "results/qc/slides.tsv",
@@ -219,5 +222,5 @@ rule report_qc:
     conda:
         "../../envs/stats.yaml"
     shell:
-        "gliofuse report qc --status {input.status} --qc {input.qc}"
+        "gliofuse report qc --status {input.status} --qc {input.qc} --feature-status {input.feature_status}"
         " --out-table {output.table} --out-png {output.png} > {log} 2>&1"

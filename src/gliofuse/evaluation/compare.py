@@ -175,8 +175,8 @@ def compare_models(oofs: Mapping[tuple[str, str], pd.DataFrame], *, reference: s
     Parameters
     ----------
     oofs : ``{(model, task): out-of-fold table}`` (contract §9).
-    reference : the main model (``evaluation.reference_model``); it must have a table for each task
-        that is compared.
+    reference : the main model (``evaluation.reference_model``); tasks it has no table for are left out
+        of ``comparisons`` (with a warning), ablations of those tasks are still compared.
     cards : ``{model: card}``; a card with ``ablation_of`` naming another compared model adds an
         ablation comparison.
     n_bootstrap, seed : paired patient-level bootstrap (same resamples for both models).
@@ -191,21 +191,25 @@ def compare_models(oofs: Mapping[tuple[str, str], pd.DataFrame], *, reference: s
     Raises
     ------
     InputDataError
-        The reference model has no table for a task that other models have.
+        The reference model has no table at all.
     """
     cards = cards or {}
     tasks = sorted({t for _, t in oofs}, key=lambda t: (t != "survival", t))
+    if oofs and not any(m == reference for m, _ in oofs):
+        raise InputDataError(f"the reference model {reference!r} has no out-of-fold table (models with one: "
+                             f"{sorted({m for m, _ in oofs})}). Set evaluation.reference_model to one of them.")
     rows: list[dict[str, Any]] = []
     abl: list[dict[str, Any]] = []
     for task in tasks:
         models = sorted(m for m, t in oofs if t == task)
-        if reference not in models:
-            raise InputDataError(f"task {task}: the reference model {reference!r} has no out-of-fold table (models "
-                                 f"with one: {models}). Set evaluation.reference_model to one of them.")
-        ref_df = oofs[(reference, task)]
-        for model in [reference, *[m for m in models if m != reference]]:
-            rows += _compare_pair(oofs[(model, task)], ref_df, task=task, model=model, reference=reference,
-                                  kind=KIND_REFERENCE, n_bootstrap=n_bootstrap, seed=seed)
+        if reference not in models:  # per-model task lists (training.model_training.<m>.tasks)
+            logger.warning("task %s: the reference model %s was not trained for it; models %s are not compared "
+                           "with it on this task", task, reference, models)
+        else:
+            ref_df = oofs[(reference, task)]
+            for model in [reference, *[m for m in models if m != reference]]:
+                rows += _compare_pair(oofs[(model, task)], ref_df, task=task, model=model, reference=reference,
+                                      kind=KIND_REFERENCE, n_bootstrap=n_bootstrap, seed=seed)
         for model in models:
             full = (cards.get(model) or {}).get("ablation_of")
             if not full:

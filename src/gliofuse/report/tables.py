@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -110,9 +110,27 @@ def _ablation_table(abl: pd.DataFrame) -> str:
                            "p", "p (Holm)"], rows)
 
 
+def _models_table(cards: Mapping[str, Mapping[str, Any]]) -> str:
+    rows = []
+    for name in sorted(cards):
+        c = cards[name]
+        params = c.get("params") or {}
+        notes = ""
+        if params.get("rna_encoder") is not None:  # Path-GPTOmic: which frozen RNA encoder ran
+            weights = str(params["rna_encoder"])
+            if weights == "fallback":
+                notes = "RNA encoder: fallback (frozen seeded random projection; no foundation weights given)"
+            else:
+                smoothing = "with" if params.get("sc_reference") else "without"
+                notes = f"RNA encoder: gene-embedding table {weights}, {smoothing} single-cell smoothing"
+        rows.append([name, str(c.get("family", "")), ", ".join(c.get("modalities", [])),
+                     str(c.get("ablation_of") or ""), str(c.get("reference", "")), notes])
+    return markdown_table(["model", "family", "modalities", "ablation of", "reference", "notes"], rows)
+
+
 def summary_markdown(*, title: str, summary: pd.DataFrame, comparisons: pd.DataFrame, ablation: pd.DataFrame,
-                     n_bootstrap: int | None = None) -> str:
-    """The text of ``results/summary.md``: main table, ablation table, all metrics."""
+                     n_bootstrap: int | None = None, cards: Mapping[str, Mapping[str, Any]] | None = None) -> str:
+    """The text of ``results/summary.md``: main table, ablation table, all metrics (and the models, given cards)."""
     ref = sorted(set(comparisons["reference"].astype(str))) if len(comparisons) else []
     boot = f"{n_bootstrap} " if n_bootstrap is not None else ""
     parts = [
@@ -145,11 +163,16 @@ def summary_markdown(*, title: str, summary: pd.DataFrame, comparisons: pd.DataF
         _all_metrics_table(summary),
         "",
     ]
+    if cards:
+        parts += ["## Models", "", ("Registry cards of the trained models (from the training provenance); for Path-GPTOmic "
+                                    "the RNA foundation encoder that ran (a local checkpoint, or the documented "
+                                    "fallback)."), "",
+                  _models_table(cards), ""]
     return "\n".join(parts)
 
 
 def write_summary_markdown_(*, summary_path: Path, comparisons_path: Path, ablation_path: Path, out: Path,
-                            title: str = "gliofuse report") -> None:
+                            title: str = "gliofuse report", cards_path: Path | None = None) -> None:
     """Write ``results/summary.md`` from ``summary.tsv``, ``comparisons.tsv`` and ``ablation.tsv`` (contract §9)."""
     summary = read_table_(summary_path, required=SUMMARY_COLUMNS, what="summary table")
     comp = read_table_(comparisons_path, required=COMPARISON_COLUMNS, what="comparisons table")
@@ -158,8 +181,9 @@ def write_summary_markdown_(*, summary_path: Path, comparisons_path: Path, ablat
     side = sidecar_path(comparisons_path)
     if side.exists():
         n_boot = json.loads(side.read_text()).get("extra", {}).get("n_bootstrap")
+    cards = read_json_(cards_path, what="model cards") if cards_path is not None else None
     write_text_atomic_(out, summary_markdown(title=title, summary=summary, comparisons=comp, ablation=abl,
-                                             n_bootstrap=n_boot))
+                                             n_bootstrap=n_boot, cards=cards))
     logger.info("wrote %s", out)
 
 

@@ -153,8 +153,8 @@ def train_fold_(*, cfg: GliofuseConfig, model_name: str, task: str, split_path: 
     feature_paths : slide feature files (contract §5); patient id = first 12 characters of the stem.
         May be empty for omics-only models.
     out_dir : ``results/training/<model>/<task>/fold_<k>/``; receives ``checkpoint.pt``,
-        ``history.tsv``, ``gc_dynamics.tsv`` and ``predictions.tsv`` (contract §8), and ``last.pt``
-        while training (resumed after an interruption when ``training.resume``).
+        ``history.tsv``, ``gc_dynamics.tsv``, ``predictions.tsv`` (contract §8), ``attention.h5`` (§10, models
+        with attention) and ``last.pt`` while training (resumed after an interruption when ``training.resume``).
 
     Notes
     -----
@@ -204,7 +204,8 @@ def train_fold_(*, cfg: GliofuseConfig, model_name: str, task: str, split_path: 
     inputs: dict[str, Path] = {"split": Path(split_path), "labels": Path(labels_path)}
     by_patient: dict[str, list[FeatureFileInfo]] = {}
     wsi_dim = 0
-    extra: dict[str, Any] = {"model": model_name, "task": spec.name, "fold": split.fold}
+    extra: dict[str, Any] = {"model": model_name, "task": spec.name, "fold": split.fold,
+                             "card": {**card.to_dict(), "params": params}}  # read by `gliofuse report cards`
     if uses_wsi:
         wanted = set(patients)
         fold_files = [Path(p) for p in feature_paths if patient_id_from_path(p) in wanted]
@@ -214,7 +215,7 @@ def train_fold_(*, cfg: GliofuseConfig, model_name: str, task: str, split_path: 
             raise InputDataError(
                 f"{len(no_feat)} patient(s) of split {split_path} have no usable slide feature file "
                 f"(status ok, N > 0) among the {len(feature_paths)} given: {short_ids(no_feat)}. "
-                "Rerun `data_splits` (cohort.tsv keeps patients with an ok slide) or `features_extract`.")
+                "Rerun `data_splits` (cohort.tsv `in_cohort` needs an ok slide with features) or `features_extract`.")
         extra["features_digest"] = _features_digest([i for p in sorted(by_patient) for i in by_patient[p]])
     if uses_omics:
         assert omics_path is not None
@@ -295,11 +296,16 @@ def train_fold_(*, cfg: GliofuseConfig, model_name: str, task: str, split_path: 
         for n in task_names}
     seed_fold(seed, resolve_device(t_cfg.device))
     model = create_model(model_name, input_dims=input_dims, tasks=tuple(task_names), **params)
+    if preproc is not None:
+        assert matrix is not None  # gene symbols where the matrix has them (foundation tables key on either)
+        ids = matrix.gene_names if len(matrix.gene_names) == len(matrix.genes) else matrix.genes
+        model.bind_omics_genes({"omics": [ids[i] for i in preproc.gene_index]})
     heads = {n: o.build_head(model.embed_dim) for n, o in objectives.items()}
     fit = FitConfig.from_training(t_cfg, seed=seed)
     fit_fold_(model=model, heads=heads, objectives=objectives, primary=spec.name, datasets=datasets, fit=fit,
               out_dir=out_dir, model_name=model_name, fold=split.fold, prov=prov,
               checkpoint_extra={"model_params": params, "input_dims": input_dims,
+                                "rna_encoder": getattr(model, "rna_provenance", None),
                                 "omics_preprocessing": None if preproc is None else preproc.state_dict(),
                                 "gene_sets": None if gene_sets is None else gene_sets.state_dict(),
                                 "bag_level": t_cfg.bag_level,

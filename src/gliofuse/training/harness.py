@@ -7,8 +7,9 @@ manipulation through gradient policies (:mod:`gliofuse.training.hooks`), built f
 declares.
 
 Outputs in ``out_dir`` (docs/data-contracts.md §8): ``predictions.tsv``, ``history.tsv`` (rewritten
-after every epoch), ``gc_dynamics.tsv``, ``checkpoint.pt`` (best epoch) and, while training,
-``last.pt`` (everything needed to resume after the last finished epoch; removed at the end).
+after every epoch), ``gc_dynamics.tsv``, ``checkpoint.pt`` (best epoch), ``attention.h5`` (§10; the
+test patients' per-patch weights, for models whose ``ModelOutput.attention`` is set) and, while
+training, ``last.pt`` (everything needed to resume after the last finished epoch; removed at the end).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from gliofuse.models.base import FusionModel
 from gliofuse.training.hooks import GradientPolicy, StepContext, build_policies, dynamics_frame
 from gliofuse.training.objectives import Objective, objectives_state
 from gliofuse.training.tasks import SPLITS, TaskSpec
+from gliofuse.training.weighting import build_task_weighting
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,8 @@ HISTORY_COLUMNS: tuple[str, ...] = ("epoch", "train_loss", "val_loss", "val_metr
 training, ``val_loss_<task>`` follow."""
 
 LAST_CHECKPOINT = "last.pt"
+ATTENTION_FILE = "attention.h5"
+"""Per-slide attention of the fold's test patients (docs/data-contracts.md §10), for models that give it."""
 
 
 @dataclass(frozen=True)
@@ -174,11 +178,18 @@ def targets_batch(ds: PatientBagDataset) -> Batch:
 
 @torch.no_grad()
 def predict(model: FusionModel, heads: Mapping[str, nn.Module], ds: PatientBagDataset, *, batch_size: int,
-            device: torch.device, fit: FitConfig | None = None) -> dict[str, Tensor]:
+            device: torch.device, fit: FitConfig | None = None,
+            attention: list[np.ndarray | None] | None = None) -> dict[str, Tensor]:
     """Head outputs per patient of ``ds`` (full bags, eval mode), in ``ds.patient_ids`` order.
 
     With ``bag_level="slide"`` the outputs of a patient's slides are averaged (head outputs: risk,
     hazard logits or class logits).
+
+    Parameters
+    ----------
+    attention : a list to receive, per item of ``ds`` (``ds.items`` order), the model's
+        ``ModelOutput.attention`` over the item's full bag as float32 (N_item,), or None where the
+        model gives none; None: not collected.
 
     Returns
     -------
@@ -192,9 +203,12 @@ def predict(model: FusionModel, heads: Mapping[str, nn.Module], ds: PatientBagDa
     ctx = _autocast(device, fit) if fit is not None else nullcontext()
     for batch in _loader(view, batch_size, shuffle=False):
         with ctx:
-            emb = model(batch.to(device)).embedding
+            out = model(batch.to(device))
+            emb = out.embedding
             for task, head in heads.items():
                 outs[task].append(head(emb).float().cpu())
+        if attention is not None:
+            attention.extend(_item_attention(out.attention, batch))
     owner = torch.as_tensor([view.items[i][0] for i in range(len(view))], dtype=torch.long)
     result = {}
     for task, parts in outs.items():
@@ -207,6 +221,69 @@ def predict(model: FusionModel, heads: Mapping[str, nn.Module], ds: PatientBagDa
         count = torch.zeros(len(view.patient_ids), dtype=per_item.dtype).index_add_(0, owner, torch.ones(len(owner)))
         result[task] = total / count.clamp_min(1).reshape(-1, *([1] * (per_item.ndim - 1)))
     return result
+
+
+def _item_attention(att: Tensor | None, batch: Batch) -> list[np.ndarray | None]:
+    """Per patient of ``batch``: its attention over the real instances (padding comes last), float32 (N_i,)."""
+    if att is None:
+        return [None] * len(batch)
+    if batch.wsi_mask is None:
+        return [a for a in att.float().cpu().numpy()]
+    n = batch.wsi_mask.sum(dim=1).tolist()
+    rows = att.float().cpu().numpy()
+    return [rows[i, : int(n[i])].copy() for i in range(len(batch))]
+
+
+def write_attention_(path: Path, ds: PatientBagDataset, attention: Sequence[np.ndarray | None], *, split: str,
+                     attrs: Mapping[str, Any] | None = None) -> int:
+    """Write the attention file of contract §10 for the items of ``ds``.
+
+    One group per slide, named by the slide id (feature file stem), with ``coords`` (N, 2) int64
+    level-0 top-left corners (the feature file's rows) and ``attention`` (N,) float32 (the slide's
+    slice of its bag's weights: with ``bag_level="patient"`` a patient's slides share one
+    distribution), and the string attributes ``patient_id`` and ``split``. Slides whose feature file
+    has no ``coords`` are left out (logged). Written atomically; the same inputs give the same bytes.
+
+    Parameters
+    ----------
+    path : ``fold_<k>/attention.h5``.
+    ds : the dataset whose items the weights belong to.
+    attention : per item of ``ds`` (:func:`predict`'s ``attention``), (N_item,) or None (item left out).
+    split : ``train`` / ``val`` / ``test``.
+    attrs : string-able file attributes (model, task, fold, provenance).
+
+    Returns
+    -------
+    The number of slide groups written.
+    """
+    import h5py
+
+    if len(attention) != len(ds):
+        raise ValueError(f"write_attention_: {len(attention)} attention entries for {len(ds)} items.")
+    n_written = 0
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as fh:
+        for key, value in (attrs or {}).items():
+            fh.attrs[key] = str(value)
+        for index, att in enumerate(attention):
+            if att is None:
+                continue
+            slides = ds.item_slides(index)
+            sizes = [info.n_patches for info in ds.items[index][1]]
+            if sum(sizes) != len(att):
+                raise ValueError(f"write_attention_: item {index} has {sum(sizes)} patches but {len(att)} weights.")
+            start = 0
+            for (slide_id, coords), size in zip(slides, sizes, strict=True):
+                part, start = att[start:start + size], start + size
+                if coords is None:
+                    logger.warning("slide %s has no coords in its feature file; no attention written for it", slide_id)
+                    continue
+                group = fh.create_group(slide_id)
+                group.create_dataset("coords", data=np.asarray(coords, dtype=np.int64))
+                group.create_dataset("attention", data=np.asarray(part, dtype=np.float32))
+                group.attrs["patient_id"] = ds.item_patient(index)
+                group.attrs["split"] = split
+                n_written += 1
+    return n_written
 
 
 def _informative(task: TaskSpec, ds: PatientBagDataset | None) -> bool:
@@ -225,9 +302,9 @@ def prediction_frame(objective: Objective, outputs: Tensor, targets: Batch, *, m
     base = {"patient_id": targets.patient_ids, "model": model_name, "task": task.name, "fold": fold,
             "split": split}
     values = objective.prediction_values(outputs)
-    if task.kind == "survival":
+    if task.kind == "survival":  # risk, then any per-bin hazard columns
         return pd.DataFrame({**base, "time_days": targets.time_days.double().numpy(),
-                             "event": targets.event.numpy().astype(np.int64), "risk": values["risk"]})
+                             "event": targets.event.numpy().astype(np.int64), **values})
     labels = targets.labels.get(task.name, targets.label)
     return pd.DataFrame({**base, "y_true": labels.numpy().astype(np.int64), **values})
 
@@ -279,6 +356,12 @@ def _jsonable(obj: Any) -> Any:
     return json.loads(json.dumps(obj, sort_keys=True, default=str))
 
 
+def _jsonable_str(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, sort_keys=True, default=str)
+
+
 def fit_fold_(
     *, model: FusionModel, heads: Mapping[str, nn.Module], objectives: Mapping[str, Objective], primary: str,
     datasets: Mapping[str, PatientBagDataset], fit: FitConfig, out_dir: Path, model_name: str, fold: int,
@@ -302,8 +385,9 @@ def fit_fold_(
     datasets : ``{"train", "val", "test"}`` -> :class:`PatientBagDataset`; ``train`` may sample
         patches (``max_patches``), predictions always use full bags. ``val``/``test`` may be empty.
     fit : optimisation settings.
-    out_dir : receives ``checkpoint.pt``, ``history.tsv``, ``gc_dynamics.tsv`` and ``predictions.tsv``
-        (written last); ``last.pt`` while training.
+    out_dir : receives ``checkpoint.pt``, ``history.tsv``, ``gc_dynamics.tsv``, ``attention.h5`` (models
+        with attention; the test patients, full bags, eval mode) and ``predictions.tsv`` (written last);
+        ``last.pt`` while training.
     model_name, fold : written into the prediction rows and the checkpoint.
     prov : provenance record for the tables (``gliofuse.io.provenance``); a ``last.pt`` is resumed only
         when its provenance matches.
@@ -328,9 +412,11 @@ def fit_fold_(
                          f"contain the primary task {primary!r}.")
     policies = list(build_policies(model) if hooks is None else hooks)
     head_modules = nn.ModuleDict(dict(heads))
+    weighting = build_task_weighting(model, objectives).to(device)  # multi-task loss combination (may learn)
     model.to(device)
     head_modules.to(device)
-    params = [p for p in [*model.parameters(), *head_modules.parameters()] if p.requires_grad]
+    params = [p for p in [*model.parameters(), *head_modules.parameters(), *weighting.parameters()]
+              if p.requires_grad]
     optimizer = make_optimizer(params, fit)
     scheduler = make_scheduler(optimizer, fit)
     scaler = torch.amp.GradScaler("cuda") if (fit.amp and fit.amp_dtype == "fp16" and device.type == "cuda") else None
@@ -349,6 +435,7 @@ def fit_fold_(
     if resumed is not None:
         model.load_state_dict(resumed["model"])
         head_modules.load_state_dict(resumed["heads"])
+        weighting.load_state_dict(resumed.get("weighting", {}))
         optimizer.load_state_dict(resumed["optimizer"])
         scheduler.load_state_dict(resumed["scheduler"])
         if scaler is not None and resumed.get("scaler"):
@@ -384,7 +471,7 @@ def fit_fold_(
                 out = model(batch)
                 outputs = {t: head_modules[t](out.embedding) for t in objectives}
             task_losses = {t: o.loss(outputs[t].float(), batch) for t, o in objectives.items()}
-            task_total = sum(objectives[t].weight * task_losses[t] for t in objectives)
+            task_total = weighting(task_losses)
             aux_total = sum((a.float() for a in out.aux_losses.values()), torch.zeros((), device=device))
             loss = task_total + aux_total
             optimizer.zero_grad(set_to_none=True)
@@ -394,7 +481,7 @@ def fit_fold_(
             else:
                 loss.backward()
             context = StepContext(epoch=epoch, step=step, batch=batch, output=out, heads=head_modules,
-                                  objectives=objectives)
+                                  objectives=objectives, optimizer=optimizer)
             for policy in policies:
                 policy.after_backward(model, step, context)
             if fit.grad_clip is not None:
@@ -412,6 +499,8 @@ def fit_fold_(
             sums["train_aux_loss"] += float(aux_total.detach()) * n
             for name, a in out.aux_losses.items():
                 sums[f"aux_{name}"] += float(a.detach()) * n
+            for name, v in weighting.log_values().items():
+                sums[name] += v * n
         scheduler.step()
         row: dict[str, float] = {"epoch": epoch, **{k: v / max(count, 1) for k, v in sums.items()}}
         row["val_loss"], row["val_metric"] = math.nan, math.nan
@@ -446,6 +535,7 @@ def fit_fold_(
         resume_state = {
             "epoch": epoch, "model": _cpu_state(model), "heads": _cpu_state(head_modules),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "weighting": weighting.state_dict(),
             "scaler": scaler.state_dict() if scaler is not None else None,
             "policies": [p.state_dict() if hasattr(p, "state_dict") else {} for p in policies],
             "history": history, "best_state": best_state, "best_score": best_score, "best_loss": best_loss,
@@ -464,14 +554,16 @@ def fit_fold_(
         head_modules.load_state_dict(best_state["heads"])
 
     frames = []
+    test_attention: list[np.ndarray | None] = []
     for split in SPLITS:
         ds = datasets.get(split)
         if ds is None or len(ds) == 0:
             continue
-        outputs = predict(model, head_modules, ds, batch_size=fit.batch_size, device=device, fit=fit)
+        outputs = predict(model, head_modules, ds, batch_size=fit.batch_size, device=device, fit=fit,
+                          attention=test_attention if split == "test" else None)
         frames.append(prediction_frame(obj_primary, outputs[primary], targets_batch(ds), model_name=model_name,
                                        fold=fold, split=split))
-    predictions = pd.concat(frames, ignore_index=True)[obj_primary.task.prediction_columns]
+    predictions = pd.concat(frames, ignore_index=True)[obj_primary.prediction_columns]
     history_df = _history_frame(history)
 
     primary_head = head_modules[primary]
@@ -494,6 +586,14 @@ def fit_fold_(
         torch.save(checkpoint, tmp)
     write_table_(out_dir / "history.tsv", history_df, prov=prov)
     write_table_(out_dir / "gc_dynamics.tsv", dynamics_frame(policies), prov=prov)
+    attention_path = out_dir / ATTENTION_FILE
+    if any(a is not None for a in test_attention):
+        n_slides = write_attention_(attention_path, datasets["test"], test_attention, split="test",
+                                    attrs={"model": model_name, "task": primary, "fold": fold,
+                                           "provenance": _jsonable_str(prov)})
+        logger.info("fold %d: attention of %d test slide(s) -> %s", fold, n_slides, attention_path)
+    else:
+        attention_path.unlink(missing_ok=True)  # no stale file from an earlier run
     write_table_(out_dir / "predictions.tsv", predictions, prov=prov)
     last_path.unlink(missing_ok=True)
     seconds = time.perf_counter() - t0

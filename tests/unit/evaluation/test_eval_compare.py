@@ -112,6 +112,12 @@ def test_compare_models_on_shared_patients_and_missing_reference(caplog: pytest.
     assert "share 85 patients" in caplog.text
     with pytest.raises(InputDataError, match="reference model 'c' has no out-of-fold table"):
         compare_models({("a", "survival"): a}, reference="c", n_bootstrap=0, seed=0)
+    # a task the reference was not trained for (per-model task lists) is skipped with a warning
+    g = _survival("b", 1.0, 2).assign(task="grade")
+    comp, _ = compare_models({("a", "survival"): a, ("b", "survival"): b, ("b", "grade"): g}, reference="a",
+                             n_bootstrap=10, seed=0)
+    assert set(comp["task"]) == {"survival"}
+    assert "reference model a was not trained for it" in caplog.text
 
 
 def test_compare_models_files_and_cli(tmp_path: Path) -> None:

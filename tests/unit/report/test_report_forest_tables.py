@@ -62,6 +62,19 @@ def test_summary_markdown(tmp_path: Path) -> None:
     write_summary_markdown_(summary_path=sp, comparisons_path=cp, ablation_path=ap, out=out, title="My study")
     assert out.read_text() == first
     assert markdown_table(["a", "b"], [["x|y", "1"]]) == "| a | b |\n|---|---|\n| x\\|y | 1 |"
+    assert "## Models" not in first
+    cards = tmp_path / "cards.json"
+    cards.write_text(json.dumps({
+        "path_gptomic": {"family": "pathgptomic", "modalities": ["wsi", "omics"], "reference": "arXiv:x",
+                         "params": {"rna_encoder": "fallback", "sc_reference": None}},
+        "mine": {"family": "mil", "modalities": ["wsi"], "params": {"rna_encoder": "/w/genes.pt",
+                                                                  "sc_reference": "/w/sc.h5ad"}}}))
+    write_summary_markdown_(summary_path=sp, comparisons_path=cp, ablation_path=ap, out=out, title="My study",
+                            cards_path=cards)
+    text = out.read_text()
+    assert "## Models" in text
+    assert "| path_gptomic | pathgptomic | wsi, omics |  | arXiv:x | RNA encoder: fallback" in text
+    assert "gene-embedding table /w/genes.pt, with single-cell smoothing" in text
 
 
 def test_model_cards_from_sidecars_without_torch(tmp_path: Path) -> None:
