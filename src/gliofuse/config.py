@@ -218,10 +218,11 @@ class TrainingConfig(_Section):
         "adamw", description="'adamw' (decoupled weight decay), 'adam' (coupled L2, as the subspace-fusion "
         "original) or 'sgd' (with `momentum`).")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (optimizer: sgd only).")
-    scheduler: Literal["none", "cosine"] = Field(
+    scheduler: Literal["none", "cosine", "linear"] = Field(
         "cosine", description="Learning-rate schedule, stepped once per epoch: 'cosine' anneals lr to `min_lr` "
-        "over `epochs` (after `warmup_epochs` of linear warm-up); 'none' keeps lr constant.")
-    min_lr: float = Field(0.0, ge=0, description="Final learning rate of the cosine schedule.")
+        "over `epochs` (after `warmup_epochs` of linear warm-up); 'linear' decays it linearly (Pathomic Fusion: "
+        "factor 1 - (e + 1) / (epochs + 1) in 0-based epoch e); 'none' keeps lr constant.")
+    min_lr: float = Field(0.0, ge=0, description="Final learning rate of the cosine / linear schedule.")
     warmup_epochs: int = Field(0, ge=0, description="Epochs of linear learning-rate warm-up (from lr/10).")
     grad_clip: float | None = Field(None, gt=0, description="Clip the global gradient norm to this value; null: no clipping.")
     amp: bool = Field(True, description="Mixed precision (autocast) on CUDA; ignored on CPU (always fp32).")
@@ -259,6 +260,17 @@ class TrainingConfig(_Section):
                          "when its provenance matches; false: start over.")
     keep_epoch_checkpoints: bool = Field(
         False, description="Also keep one checkpoint per epoch (epoch_<k>.pt) beside last.pt.")
+    l1: float = Field(0.0, ge=0, description="L1 penalty: l1 * sum |w| over all trainable model and head "
+                      "parameters (biases included) added to every step's loss (Pathomic Fusion: 3e-4); 0: none. "
+                      "Logged as history column train_l1_loss.")
+    select_epoch: Literal["best", "last"] = Field(
+        "best", description="Weights kept for the predictions and checkpoint: 'best' = the epoch with the best "
+        "`monitor` value (the lowest training task loss without a validation set); 'last' = the final epoch's "
+        "(as Pathomic Fusion and MCAT report). Early stopping (`patience`) applies either way.")
+    weighted_sampler: bool = Field(
+        False, description="Draw each epoch's training patients with replacement, weighted by 1 / size of their "
+        "stratum (class label; survival: event x time bin of the 'nll' loss, event only for 'cox'), as MCAT's "
+        "weighted sampling; false: a plain shuffle.")
     model_training: dict[str, dict[str, Any]] = Field(
         {}, description="Per-model overrides of the training settings above: {model_name: {setting: value}} "
         "(e.g. subspace_fusion: {lr: 2.0e-4, optimizer: adam, survival_loss: nll}; m2f: {tasks: [survival, grade], "
@@ -369,14 +381,20 @@ class ValidationProtocolConfig(_Section):
     models: list[str] = Field(["snn"], min_length=1, description="Omics-only registered models (`gliofuse models "
                               "list`; modality omics only).")
     model_overrides: dict[str, dict[str, Any]] = Field({}, description="{model: {param: value}} hyper-parameters.")
-    epochs: int = Field(50, ge=1, description="Epochs (no early stopping: the epoch with the lowest training loss "
-                        "is kept, as the protocols have no validation set).")
+    epochs: int = Field(50, ge=1, description="Epochs (no early stopping; the protocols have no validation set).")
     batch_size: int = Field(64, ge=2, description="Rows per optimisation step.")
     lr: float = Field(2e-3, gt=0, description="Peak learning rate.")
     weight_decay: float = Field(5e-4, ge=0, description="Weight decay (L2 for adam).")
     optimizer: Literal["adam", "adamw", "sgd"] = Field("adam", description="Optimizer.")
-    scheduler: Literal["none", "cosine"] = Field("cosine", description="Per-epoch learning-rate schedule.")
+    scheduler: Literal["none", "cosine", "linear"] = Field("linear", description="Per-epoch learning-rate "
+                                                            "schedule (training.scheduler).")
     survival_loss: Literal["cox", "nll"] = Field("cox", description="Survival objective of the protocol.")
+    l1: float = Field(0.0, ge=0, description="L1 penalty on all model and head parameters (training.l1).")
+    select_epoch: Literal["best", "last"] = Field(
+        "last", description="'last': the final epoch's weights (both papers report them); 'best': the epoch with "
+        "the lowest training loss (training.select_epoch).")
+    weighted_sampler: bool = Field(False, description="Balanced sampling of the training rows "
+                                   "(training.weighted_sampler).")
 
 
 class PFValidationConfig(ValidationProtocolConfig):
@@ -384,8 +402,10 @@ class PFValidationConfig(ValidationProtocolConfig):
 
     tasks: list[Literal["survival", "grade"]] = Field(["survival", "grade"], min_length=1, description="Tasks.")
     model_overrides: dict[str, dict[str, Any]] = Field(
-        {"snn": {"hidden_dims": [64, 48, 32, 32], "dropout": 0.25}},
-        description="{model: {param: value}}; default: PF's genomic SNN (MaxNet 80-64-48-32-32, dropout 0.25).")
+        {"snn": {"hidden_dims": [64, 48, 32, 32], "dropout": 0.25, "activation": "elu"}},
+        description="{model: {param: value}}; default: PF's genomic SNN (MaxNet 80-64-48-32-32, ELU, AlphaDropout "
+        "0.25).")
+    l1: float = Field(3e-4, ge=0, description="PF: lambda_reg 3e-4 on all parameters (reg_type all).")
     roi_weighting: bool = Field(True, description="Repeat each patient once per ROI ('Region count') in training, "
                                 "scaling and the grade metrics, as PF trains and tests on ROI rows.")
     survival_cohorts: list[Literal["rnaseq", "all"]] = Field(
@@ -398,13 +418,16 @@ class MCATValidationConfig(ValidationProtocolConfig):
     """MCAT protocol: 5-fold patient-level CV (val folds), 4-bin discrete-time NLL, SNN on signature genes."""
 
     model_overrides: dict[str, dict[str, Any]] = Field(
-        {"snn": {"hidden_dims": [256, 256], "dropout": 0.25}},
-        description="{model: {param: value}}; default: MCAT's SNN (2 x 256, dropout 0.25).")
+        {"snn": {"hidden_dims": [256, 256, 256, 256], "dropout": 0.25, "activation": "elu"}},
+        description="{model: {param: value}}; default: MCAT's SNN ('small': 4 x 256, ELU, AlphaDropout 0.25).")
     epochs: int = Field(20, ge=1, description="Epochs (MCAT: 20, last epoch reported).")
     batch_size: int = Field(32, ge=2, description="Patients per step (MCAT: batch 1 with 32-step accumulation).")
     lr: float = Field(2e-4, gt=0, description="Learning rate (MCAT: 2e-4).")
     weight_decay: float = Field(1e-5, ge=0, description="Weight decay (MCAT: 1e-5).")
-    scheduler: Literal["none", "cosine"] = Field("none", description="MCAT: constant learning rate.")
+    scheduler: Literal["none", "cosine", "linear"] = Field("none", description="MCAT: constant learning rate.")
+    l1: float = Field(3.2e-3, ge=0, description="MCAT's SNN run: lambda_reg 1e-4 on all parameters, added to each "
+                      "of the 32 accumulated batch-1 losses (loss / gc + reg), i.e. 32 x 1e-4 per batch-32 step.")
+    weighted_sampler: bool = Field(True, description="MCAT: weighted_sample (classes = survival bin x censorship).")
     survival_loss: Literal["cox", "nll"] = Field("nll", description="MCAT: 4-bin discrete-time NLL (alpha 0).")
     signature_genes: bool = Field(True, description="Features: *_rnaseq/_cnv/_mut columns of signature-family "
                                   "genes (MCAT's SNN baseline); false: all genomic columns.")

@@ -7,7 +7,7 @@ manipulation through gradient policies (:mod:`gliofuse.training.hooks`), built f
 declares.
 
 Outputs in ``out_dir`` (docs/data-contracts.md §8): ``predictions.tsv``, ``history.tsv`` (rewritten
-after every epoch), ``gc_dynamics.tsv``, ``checkpoint.pt`` (best epoch), ``attention.h5`` (§10; the
+after every epoch), ``gc_dynamics.tsv``, ``checkpoint.pt`` (the selected epoch: best or last), ``attention.h5`` (§10; the
 test patients' per-patch weights, for models whose ``ModelOutput.attention`` is set) and, while
 training, ``last.pt`` (everything needed to resume after the last finished epoch; removed at the end).
 """
@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import Tensor, nn
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from gliofuse import __version__
 from gliofuse.data.collate import collate_bags
@@ -40,6 +40,7 @@ from gliofuse.data.datasets import Batch, PatientBagDataset
 from gliofuse.io import atomic_path, code_version, write_table_
 from gliofuse.models.base import FusionModel
 from gliofuse.training.hooks import GradientPolicy, StepContext, build_policies, dynamics_frame
+from gliofuse.training.losses import survival_bins
 from gliofuse.training.objectives import Objective, objectives_state
 from gliofuse.training.tasks import SPLITS, TaskSpec
 from gliofuse.training.weighting import build_task_weighting
@@ -48,8 +49,9 @@ logger = logging.getLogger(__name__)
 
 HISTORY_COLUMNS: tuple[str, ...] = ("epoch", "train_loss", "val_loss", "val_metric", "train_task_loss",
                                     "train_aux_loss", "lr", "seconds")
-"""Leading columns of ``history.tsv``; ``aux_<name>`` (mean training aux losses) and, in multi-task
-training, ``val_loss_<task>`` follow."""
+"""Leading columns of ``history.tsv``; ``aux_<name>`` (mean training aux losses), ``train_l1_loss`` (the
+``l1 * sum |w|`` term, part of ``train_loss``; only with ``l1 > 0``) and, in multi-task training,
+``val_loss_<task>`` follow."""
 
 LAST_CHECKPOINT = "last.pt"
 ATTENTION_FILE = "attention.h5"
@@ -78,6 +80,9 @@ class FitConfig:
     monitor: str = "loss"
     resume: bool = False
     keep_epoch_checkpoints: bool = False
+    l1: float = 0.0
+    select_epoch: str = "best"
+    weighted_sampler: bool = False
 
     @classmethod
     def from_training(cls, training: Any, *, seed: int) -> FitConfig:
@@ -136,21 +141,28 @@ def make_optimizer(params: Sequence[nn.Parameter], fit: FitConfig) -> torch.opti
 
 
 def lr_factor(epoch: int, fit: FitConfig) -> float:
-    """Learning-rate multiplier for 0-based ``epoch``: linear warm-up from 0.1, then cosine to ``min_lr``."""
+    """Learning-rate multiplier for 0-based ``epoch``: linear warm-up from 0.1, then the decay to ``min_lr``.
+
+    ``cosine``: half a cosine over the remaining epochs. ``linear``: Pathomic Fusion's rule
+    ``1 - (e + 1) / (span + 1)`` (e = epochs after warm-up, span = remaining epochs), so the first epoch
+    already runs below the peak and the last at ``1 / (span + 1)`` of it (PF ``lr_policy linear``, niter 0).
+    """
     if fit.scheduler == "none":
         return 1.0
     if epoch < fit.warmup_epochs:
         return 0.1 + 0.9 * epoch / fit.warmup_epochs
     span = max(1, fit.epochs - fit.warmup_epochs)
-    progress = min(1.0, (epoch - fit.warmup_epochs) / span)
     floor = fit.min_lr / fit.lr
+    if fit.scheduler == "linear":
+        return floor + (1.0 - floor) * max(0.0, 1.0 - (epoch - fit.warmup_epochs + 1) / (span + 1))
+    progress = min(1.0, (epoch - fit.warmup_epochs) / span)
     return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
 
 def make_scheduler(optimizer: torch.optim.Optimizer, fit: FitConfig) -> torch.optim.lr_scheduler.LambdaLR:
     """Per-epoch schedule of :func:`lr_factor` (``scheduler.step()`` once per epoch)."""
-    if fit.scheduler not in ("none", "cosine"):
-        raise ValueError(f"unknown scheduler {fit.scheduler!r}; expected none or cosine.")
+    if fit.scheduler not in ("none", "cosine", "linear"):
+        raise ValueError(f"unknown scheduler {fit.scheduler!r}; expected none, cosine or linear.")
     return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda e: lr_factor(e, fit))
 
 
@@ -160,10 +172,46 @@ def _autocast(device: torch.device, fit: FitConfig) -> AbstractContextManager[An
     return nullcontext()
 
 
-def _loader(ds: PatientBagDataset, batch_size: int, *, shuffle: bool, seed: int = 0) -> DataLoader:
+def _loader(ds: PatientBagDataset, batch_size: int, *, shuffle: bool, seed: int = 0,
+            weights: Tensor | None = None) -> DataLoader:
     gen = torch.Generator().manual_seed(seed) if shuffle else None
+    if weights is not None:  # balanced sampling: len(ds) draws with replacement
+        sampler = WeightedRandomSampler(weights, num_samples=len(weights), replacement=True, generator=gen)
+        return DataLoader(ds, batch_size=batch_size, sampler=sampler, collate_fn=collate_bags, num_workers=0)
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, generator=gen, collate_fn=collate_bags,
                       num_workers=0)
+
+
+def sampling_strata(objective: Objective, ds: PatientBagDataset) -> np.ndarray:
+    """Stratum of every item of ``ds`` for ``weighted_sampler``, int64 (len(ds),).
+
+    Classification: the task's class label (missing = its own stratum). Survival: event x time bin, the
+    bins of a discrete-hazard objective (MCAT's ``(bin, censorship)`` classes) or, for Cox, event only.
+    """
+    t = ds.targets
+    owner = np.asarray([i for i, _ in ds.items], dtype=np.int64)
+    if objective.task.kind == "survival":
+        event = np.nan_to_num(np.asarray(t.event, dtype=np.float64), nan=-1.0).astype(np.int64)
+        edges = getattr(objective, "edges", None)
+        bins = np.zeros(len(event), dtype=np.int64)
+        if edges is not None:
+            time = torch.as_tensor(np.nan_to_num(np.asarray(t.time_days, dtype=np.float64)))
+            bins = survival_bins(time, edges).numpy().astype(np.int64)
+        strata = bins * 3 + event + 1
+    else:
+        strata = np.asarray(t.labels.get(objective.task.name, t.label), dtype=np.int64)
+    return strata[owner]
+
+
+def balanced_weights(strata: np.ndarray) -> Tensor:
+    """Sampling weight ``N / n_stratum`` per item (MCAT's ``make_weights_for_balanced_classes_split``)."""
+    _, inverse, counts = np.unique(strata, return_inverse=True, return_counts=True)
+    return torch.as_tensor(len(strata) / counts[inverse], dtype=torch.float64)
+
+
+def l1_penalty(params: Sequence[nn.Parameter]) -> Tensor:
+    """``sum |w|`` over ``params`` (PF ``regularize_weights``, MCAT ``l1_reg_all``)."""
+    return torch.stack([p.abs().sum() for p in params]).sum()
 
 
 def targets_batch(ds: PatientBagDataset) -> Batch:
@@ -370,11 +418,14 @@ def fit_fold_(
 ) -> FitResult:
     """Train ``model`` + ``heads`` on ``datasets["train"]``, select the epoch on ``datasets["val"]``, write outputs.
 
-    Loss = ``sum_t weight_t * loss_t`` over the objectives + ``sum(ModelOutput.aux_losses)``. After every
+    Loss = ``sum_t weight_t * loss_t`` over the objectives + ``sum(ModelOutput.aux_losses)`` +
+    ``fit.l1 * sum |w|`` over the trainable parameters of ``model`` and ``heads`` (0: no term). After every
     epoch the primary task's loss and metric on the whole validation set (full bags, patient level)
-    are computed; the best epoch by ``fit.monitor`` is kept and training stops after ``fit.patience``
-    epochs without improvement. Without an informative validation set (empty, no label, or no event
-    for survival) the training task loss is monitored.
+    are computed; the best epoch by ``fit.monitor`` is kept (``fit.select_epoch = "last"``: the final
+    epoch's weights instead) and training stops after ``fit.patience`` epochs without improvement. Without
+    an informative validation set (empty, no label, or no event for survival) the training task loss is
+    monitored. ``fit.weighted_sampler`` draws the training items with replacement, weighted by the
+    inverse size of their stratum (:func:`sampling_strata`).
 
     Parameters
     ----------
@@ -407,6 +458,8 @@ def fit_fold_(
     val_ds = datasets.get("val")
     if len(train_ds) == 0:
         raise ValueError("fit_fold_: the training set is empty.")
+    if fit.select_epoch not in ("best", "last"):
+        raise ValueError(f"fit_fold_: select_epoch must be 'best' or 'last', got {fit.select_epoch!r}.")
     if set(heads) != set(objectives) or primary not in heads:
         raise ValueError(f"fit_fold_: heads {sorted(heads)} and objectives {sorted(objectives)} must match and "
                          f"contain the primary task {primary!r}.")
@@ -419,6 +472,7 @@ def fit_fold_(
               if p.requires_grad]
     optimizer = make_optimizer(params, fit)
     scheduler = make_scheduler(optimizer, fit)
+    l1_params = [p for p in [*model.parameters(), *head_modules.parameters()] if p.requires_grad] if fit.l1 else []
     scaler = torch.amp.GradScaler("cuda") if (fit.amp and fit.amp_dtype == "fp16" and device.type == "cuda") else None
     obj_primary = objectives[primary]
     monitor = "val" if _informative(obj_primary.task, val_ds) else "train"
@@ -426,6 +480,7 @@ def fit_fold_(
         logger.warning("fold %d: validation set is empty or has no %s; early stopping monitors the training loss",
                        fold, "event" if obj_primary.task.kind == "survival" else "label")
     val_targets = targets_batch(val_ds) if val_ds is not None and len(val_ds) > 0 else None
+    sample_weights = balanced_weights(sampling_strata(obj_primary, train_ds)) if fit.weighted_sampler else None
 
     best_score, best_loss, best_epoch, bad_epochs, step, start = math.inf, math.inf, 0, 0, 0, 1
     best_state: dict[str, dict[str, Tensor]] = {}
@@ -465,7 +520,7 @@ def fit_fold_(
         sums: dict[str, float] = defaultdict(float)
         count = 0
         lr = optimizer.param_groups[0]["lr"]
-        for batch in _loader(train_ds, fit.batch_size, shuffle=True, seed=fit.seed + epoch):
+        for batch in _loader(train_ds, fit.batch_size, shuffle=True, seed=fit.seed + epoch, weights=sample_weights):
             batch = batch.to(device)
             with _autocast(device, fit):
                 out = model(batch)
@@ -474,6 +529,9 @@ def fit_fold_(
             task_total = weighting(task_losses)
             aux_total = sum((a.float() for a in out.aux_losses.values()), torch.zeros((), device=device))
             loss = task_total + aux_total
+            if l1_params:
+                l1_term = fit.l1 * l1_penalty(l1_params)
+                loss = loss + l1_term
             optimizer.zero_grad(set_to_none=True)
             if scaler is not None:
                 scaler.scale(loss).backward()
@@ -497,6 +555,8 @@ def fit_fold_(
             sums["train_loss"] += float(loss.detach()) * n
             sums["train_task_loss"] += float(task_losses[primary].detach()) * n
             sums["train_aux_loss"] += float(aux_total.detach()) * n
+            if l1_params:
+                sums["train_l1_loss"] += float(l1_term.detach()) * n
             for name, a in out.aux_losses.items():
                 sums[f"aux_{name}"] += float(a.detach()) * n
             for name, v in weighting.log_values().items():
@@ -549,6 +609,11 @@ def fit_fold_(
             logger.info("fold %d: early stop after epoch %d (best epoch %d, %s %s %.4f)", fold, epoch, best_epoch,
                         monitor, fit.monitor, best_score)
             break
+    if fit.select_epoch == "last" and history:  # keep the weights the loop ended with
+        last = history[-1]
+        best_epoch = int(last["epoch"])
+        best_loss = last["val_loss"] if monitor == "val" else last["train_task_loss"]
+        best_state = {"model": _cpu_state(model), "heads": _cpu_state(head_modules)}
     if best_state:
         model.load_state_dict(best_state["model"])
         head_modules.load_state_dict(best_state["heads"])
@@ -578,7 +643,7 @@ def fit_fold_(
         "class_names": list(obj_primary.task.class_names), "tasks": list(heads),
         "objectives": objectives_state(objectives), "fit": asdict(fit),
         "fold": fold, "best_epoch": best_epoch, "best_loss": best_loss, "monitor": monitor,
-        "monitor_metric": fit.monitor,
+        "monitor_metric": fit.monitor, "select_epoch": fit.select_epoch,
         "gliofuse_version": __version__, "code_version": code_version(), "torch_version": torch.__version__,
         "provenance": dict(prov), **dict(checkpoint_extra or {}),
     }
@@ -597,8 +662,8 @@ def fit_fold_(
     write_table_(out_dir / "predictions.tsv", predictions, prov=prov)
     last_path.unlink(missing_ok=True)
     seconds = time.perf_counter() - t0
-    logger.info("fold %d: done in %.1f s (best epoch %d, %s loss %.4f) -> %s", fold, seconds, best_epoch,
-                monitor, best_loss, out_dir)
+    logger.info("fold %d: done in %.1f s (%s epoch %d, %s loss %.4f) -> %s", fold, seconds, fit.select_epoch,
+                best_epoch, monitor, best_loss, out_dir)
     return FitResult(best_epoch=best_epoch, best_loss=best_loss, monitor=monitor, history=history_df,
                      predictions=predictions, seconds=seconds, resumed_from=start - 1)
 

@@ -117,8 +117,26 @@ def _cos(a: Tensor, b: Tensor) -> float:
     return float(a.dot(b)) / (na * nb)
 
 
+class _LoggedRows:
+    """Mixin of the policies below: ``rows`` (one dict per logged step/row) as ``gc_dynamics.tsv`` and as
+    resumable state. Subclasses define ``rows`` and a ``columns`` property."""
+
+    rows: list[dict[str, Any]]
+    columns: list[str]
+
+    def frame(self) -> pd.DataFrame:
+        """The logged dynamics (``gc_dynamics.tsv``)."""
+        return pd.DataFrame(self.rows, columns=self.columns)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"rows": list(self.rows)}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.rows = list(state.get("rows", []))
+
+
 @dataclass
-class SubspaceGradientCoordination:
+class SubspaceGradientCoordination(_LoggedRows):
     """Gradient coordination of a two-part concat fusion head (one row of dynamics per head row and step).
 
     Parameters
@@ -202,16 +220,6 @@ class SubspaceGradientCoordination:
                         row["norm_after"] = row["norm_before"]
                 self.rows.append(row)
 
-    def frame(self) -> pd.DataFrame:
-        """The logged dynamics (``gc_dynamics.tsv``)."""
-        return pd.DataFrame(self.rows, columns=self.columns)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"rows": list(self.rows)}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.rows = list(state.get("rows", []))
-
 
 def modulation_coefficient(rho: float, alpha: float = 1.0) -> float:
     """Path-GPTOmic's coefficient ``c = min(1 - tanh(alpha * (rho - 1)), 1)``: 1 for ``rho <= 1``, in (0, 1) above.
@@ -278,7 +286,7 @@ def modulation_score(objective: Objective, output: Tensor, batch: Batch, *, scor
 
 
 @dataclass
-class GradientModulation:
+class GradientModulation(_LoggedRows):
     """Path-GPTOmic's balanced training: slow down the dominant branch of a two-part concat head.
 
     Per step, for the head ``theta = W_a z_a + W_b z_b + b`` of each task, the partial outputs
@@ -401,16 +409,6 @@ class GradientModulation:
                 self._handle = None
 
         self._handle = optimizer.register_step_post_hook(rescale_step)
-
-    def frame(self) -> pd.DataFrame:
-        """The logged dynamics (``gc_dynamics.tsv``)."""
-        return pd.DataFrame(self.rows, columns=self.columns)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"rows": list(self.rows)}
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.rows = list(state.get("rows", []))
 
 
 POLICIES: dict[str, Callable[..., Any]] = {"subspace_coordination": SubspaceGradientCoordination,

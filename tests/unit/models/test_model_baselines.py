@@ -8,10 +8,9 @@ import torch
 from gliofuse.data.collate import collate_bags
 from gliofuse.data.datasets import Batch, PatientSample
 from gliofuse.models.attention import PPEG, GatedKroneckerFusion, square_grid_index
-from gliofuse.models.heads import CoxHead
 from gliofuse.models.registry import create_model, get_model_card
 from gliofuse.omics.genesets import GROUPS
-from gliofuse.training.losses import cox_ph_loss
+from tests.unit.models.fitting import cox_losses_on_fixed_batch
 
 D, G, B = 29, 19, 6
 SETS = {name: 3 + i for i, name in enumerate(GROUPS["mcat"])}
@@ -50,17 +49,7 @@ def test_shapes_and_attention_over_real_patches(name: str) -> None:
 @pytest.mark.parametrize("name", list(SMALL))
 def test_cox_loss_falls_on_a_fixed_batch(name: str) -> None:
     batch = toy_batch([7, 3, 11, 5, 9, 4], seed=1)
-    model = build(name, seed=2)
-    head = CoxHead(model.embed_dim)
-    opt = torch.optim.Adam([*model.parameters(), *head.parameters()], lr=3e-3)
-    model.eval()  # no dropout: the loss on a fixed batch must fall monotonically-ish
-    losses = []
-    for _ in range(25):
-        loss = cox_ph_loss(head(model(batch).embedding), batch.time_days, batch.event)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
+    losses = cox_losses_on_fixed_batch(build(name, seed=2), batch, steps=25)
     assert losses[-1] < 0.7 * losses[0], losses
 
 

@@ -12,11 +12,10 @@ import torch
 from gliofuse.data.collate import collate_bags
 from gliofuse.data.datasets import Batch, PatientSample
 from gliofuse.errors import ConfigError, InputDataError
-from gliofuse.models.heads import CoxHead
 from gliofuse.models.registry import create_model, get_model_card
 from gliofuse.omics import foundation
 from gliofuse.training.hooks import GradientModulation, build_policies
-from gliofuse.training.losses import cox_ph_loss
+from tests.unit.models.fitting import cox_losses_on_fixed_batch
 
 D, G, B, E = 21, 6, 8, 5
 GENES = ["TP53", "EGFR", "ENSG00000141736.14", "PTEN", "NOTAGENE", "idh1"]
@@ -61,16 +60,7 @@ def test_shapes_parts_and_attention() -> None:
 
 def test_cox_loss_falls_on_a_fixed_batch() -> None:
     batch = toy_batch(seed=1)
-    model = build(seed=1).eval()
-    head = CoxHead(model.embed_dim)
-    opt = torch.optim.Adam([*model.parameters(), *head.parameters()], lr=3e-3)
-    losses = []
-    for _ in range(30):
-        loss = cox_ph_loss(head(model(batch).embedding), batch.time_days, batch.event)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
+    losses = cox_losses_on_fixed_batch(build(seed=1), batch, steps=30)
     assert losses[-1] < 0.7 * losses[0], losses
 
 
