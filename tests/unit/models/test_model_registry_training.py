@@ -47,6 +47,23 @@ def test_demo_config_names_registered_models_with_valid_overrides() -> None:
         assert model.embed_dim > 0 and card.reference
 
 
+def test_full_comparison_config_trains_every_registered_model() -> None:
+    """config/full_comparison.yaml, merged over config.yaml as `--configfile` does, names every model and
+    ablation of the registry, each with overrides that build."""
+    from snakemake.utils import update_config
+
+    merged = yaml.safe_load((REPO / "config.yaml").read_text())
+    update_config(merged, yaml.safe_load((REPO / "config" / "full_comparison.yaml").read_text()))
+    training = parse_config(merged).training
+    assert sorted(training.models) == list_models()
+    jobs = training.jobs()
+    assert {m for m, _ in jobs} == set(list_models())
+    for name in training.models:
+        torch.manual_seed(0)
+        create_model(name, input_dims=DEMO_DIMS, tasks=training.for_model(name).tasks,
+                     **training.model_overrides.get(name, {}))
+
+
 def _fold_factory() -> Any:
     name = "gliofuse_tests_fold_factory"
     if name not in sys.modules:
