@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import uuid
 import zlib
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from gliofuse.demo.latent import sample_biology, sample_survival
+from gliofuse.demo.latent import Biology, sample_biology, sample_survival
 
 if TYPE_CHECKING:
     from gliofuse.config import DemoConfig
@@ -74,36 +74,27 @@ class RnaFilePlan:
 
 
 @dataclass(frozen=True)
-class PatientPlan:
-    """Everything decided about one synthetic patient before any file is written."""
+class PatientPlan(Biology):
+    """Everything decided about one synthetic patient before any file is written: its
+    :class:`~gliofuse.demo.latent.Biology` (latent factors, molecular status, histology, age, sex), plus
+    identifiers, files and the observed outcome."""
 
     index: int
     patient_id: str                 # TCGA-XX-XXXX
     case_id: str                    # GDC case uuid
-    project: str                    # TCGA-GBM / TCGA-LGG
     slide_ids: tuple[str, ...]      # TCGA-XX-XXXX-01Z-00-DX<k>.<UUID>
     slide_file_ids: tuple[str, ...]  # GDC file uuid of each slide
     slide_mpp: tuple[float, ...]    # 0.25 (40x) or 0.5 (20x), one per slide
     has_rna: bool
     rna_files: tuple[RnaFilePlan, ...]  # primary first; empty when has_rna is False
     molecular_missing: bool         # IDH / codel / CDKN2A reported as NA in labels/molecular.tsv
-    z_tumour: float
-    z_micro: float
-    idh_mutant: bool
-    codel: bool
-    cdkn2a_deleted: bool
-    tert_mutant: bool
-    chr7_gain_chr10_loss: bool
-    histologic_grade: int           # 2/3/4
-    histologic_type: str            # glioblastoma / astrocytoma / oligodendroglioma
-    primary_diagnosis: str          # GDC wording, e.g. "Astrocytoma, anaplastic"
-    true_diagnosis: int             # 0 astro IDHmut, 1 oligo IDHmut-codel, 2 GBM IDHwt
-    true_grade: int                 # WHO CNS5 grade 2/3/4
-    true_risk: float                # log hazard
     time_days: int                  # observed time (death or censoring), days since diagnosis, >= 1
     event: int                      # 1 = death observed
-    age_years: float
-    sex: str                        # female / male
+
+    @property
+    def true_risk(self) -> float:
+        """True log hazard (``Biology.log_hazard``), the oracle risk of ``truth/ground_truth.tsv``."""
+        return self.log_hazard
 
     @property
     def slide_magnifications(self) -> tuple[int, ...]:
@@ -208,14 +199,9 @@ def plan_cohort(*, seed: int, cfg: DemoConfig) -> CohortPlan:
                 rna.append(RnaFilePlan(file_id=fid, file_name=f"{name_uuid}{RNA_FILE_SUFFIX}",
                                        sample_submitter_id=f"{pid}-{code}", sample_type=stype))
         patients.append(PatientPlan(
-            index=i, patient_id=pid, case_id=case_id, project=bio.project,
+            **asdict(bio), index=i, patient_id=pid, case_id=case_id,
             slide_ids=tuple(slide_ids), slide_file_ids=tuple(slide_file_ids), slide_mpp=tuple(mpps),
             has_rna=bool(rna), rna_files=tuple(rna), molecular_missing=i in mol_na,
-            z_tumour=bio.z_tumour, z_micro=bio.z_micro, idh_mutant=bio.idh_mutant, codel=bio.codel,
-            cdkn2a_deleted=bio.cdkn2a_deleted, tert_mutant=bio.tert_mutant,
-            chr7_gain_chr10_loss=bio.chr7_gain_chr10_loss, histologic_grade=bio.histologic_grade,
-            histologic_type=bio.histologic_type, primary_diagnosis=bio.primary_diagnosis,
-            true_diagnosis=bio.true_diagnosis, true_grade=bio.true_grade, true_risk=bio.log_hazard,
-            time_days=time_days, event=event, age_years=bio.age_years, sex=bio.sex,
+            time_days=time_days, event=event,
         ))
     return CohortPlan(seed=int(seed), patients=tuple(patients))
