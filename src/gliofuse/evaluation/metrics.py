@@ -8,12 +8,25 @@ each public function; errors name the argument (``InputDataError``).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from gliofuse.errors import InputDataError, NoComparablePairsError
+
+
+@contextmanager
+def _sksurv_errors(what: str, n: int) -> Iterator[None]:
+    """Run a scikit-survival metric quietly: RuntimeWarnings muted, its ValueError as an InputDataError."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            yield
+    except ValueError as exc:
+        raise InputDataError(f"{what} is undefined on these {n} samples: {exc}") from None
 
 
 def _as_1d(x: ArrayLike, name: str, *, dtype: Any = np.float64) -> np.ndarray:
@@ -312,12 +325,8 @@ def uno_concordance_index(event: ArrayLike, time: ArrayLike, risk: ArrayLike, *,
         raise NoComparablePairsError(f"no event{'' if tau is None else f' before tau = {tau:g} days'} among "
                                      f"{ev.size} samples: Uno's C-index has no comparable pair.")
     train = _censoring_data(train_event, train_time, ev, t)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return float(concordance_index_ipcw(train, _surv(ev, t), r, tau=tau)[0])
-    except ValueError as exc:
-        raise InputDataError(f"Uno's C-index is undefined on these {ev.size} samples: {exc}") from None
+    with _sksurv_errors("Uno's C-index", ev.size):
+        return float(concordance_index_ipcw(train, _surv(ev, t), r, tau=tau)[0])
 
 
 def time_dependent_auc(event: ArrayLike, time: ArrayLike, risk: ArrayLike, times: ArrayLike, *,
@@ -383,12 +392,8 @@ def time_dependent_auc(event: ArrayLike, time: ArrayLike, risk: ArrayLike, times
     if est.ndim == 2:
         est = est[:, keep]
     train = _censoring_data(train_event, train_time, ev, t)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            auc, mean_auc = cumulative_dynamic_auc(train, _surv(ev, t), est, grid[keep])
-    except ValueError as exc:
-        raise InputDataError(f"time-dependent AUC is undefined on these {ev.size} samples: {exc}") from None
+    with _sksurv_errors("time-dependent AUC", ev.size):
+        auc, mean_auc = cumulative_dynamic_auc(train, _surv(ev, t), est, grid[keep])
     return grid[keep], np.asarray(auc, dtype=np.float64), float(mean_auc)
 
 
@@ -437,9 +442,5 @@ def integrated_brier_score(event: ArrayLike, time: ArrayLike, survival: ArrayLik
         raise InputDataError(f"the integrated Brier score needs at least two times within the follow-up "
                              f"[{t.min():g}, {t.max():g}) days; {int(keep.sum())} of {grid.size} are.")
     train = _censoring_data(train_event, train_time, ev, t)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return float(_ibs(train, _surv(ev, t), np.clip(surv[:, keep], 0, 1), grid[keep]))
-    except ValueError as exc:
-        raise InputDataError(f"integrated Brier score is undefined on these {ev.size} samples: {exc}") from None
+    with _sksurv_errors("integrated Brier score", ev.size):
+        return float(_ibs(train, _surv(ev, t), np.clip(surv[:, keep], 0, 1), grid[keep]))

@@ -14,6 +14,7 @@ training, ``last.pt`` (everything needed to resume after the last finished epoch
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -398,16 +399,14 @@ def _load_resume_state(path: Path, prov: Mapping[str, Any]) -> dict[str, Any] | 
     return state
 
 
-def _jsonable(obj: Any) -> Any:
-    import json
-
-    return json.loads(json.dumps(obj, sort_keys=True, default=str))
-
-
 def _jsonable_str(obj: Any) -> str:
-    import json
-
+    """Canonical JSON text (sorted keys; non-JSON values as ``str``)."""
     return json.dumps(obj, sort_keys=True, default=str)
+
+
+def _jsonable(obj: Any) -> Any:
+    """``obj`` as plain JSON types (via :func:`_jsonable_str`)."""
+    return json.loads(_jsonable_str(obj))
 
 
 def fit_fold_(

@@ -20,20 +20,22 @@ from gliofuse.data.published import (
 from gliofuse.errors import InputDataError
 
 
+def _table_dir(shared_data: Path, folder: str, table: str) -> Path:
+    """``shared_data/folder``; fails (never skips) when its main table is missing."""
+    path = shared_data / folder
+    if not (path / table).exists():
+        pytest.fail(f"{path}/{table} is missing: the published {folder} tables are needed")
+    return path
+
+
 @pytest.fixture(scope="module")
 def pf_dir(shared_data: Path) -> Path:
-    path = shared_data / "pathomic_fusion_gbmlgg"
-    if not (path / "all_dataset.csv").exists():
-        pytest.fail(f"{path}/all_dataset.csv is missing: the published PF tables are needed")
-    return path
+    return _table_dir(shared_data, "pathomic_fusion_gbmlgg", "all_dataset.csv")
 
 
 @pytest.fixture(scope="module")
 def mcat_dir(shared_data: Path) -> Path:
-    path = shared_data / "mcat_porpoise_gbmlgg"
-    if not (path / "tcga_gbmlgg_all_clean.csv.zip").exists():
-        pytest.fail(f"{path}/tcga_gbmlgg_all_clean.csv.zip is missing: the published MCAT tables are needed")
-    return path
+    return _table_dir(shared_data, "mcat_porpoise_gbmlgg", "tcga_gbmlgg_all_clean.csv.zip")
 
 
 @pytest.fixture(scope="module")
