@@ -47,7 +47,7 @@ from gliofuse.models.registry import create_model
 from gliofuse.training.harness import FitConfig, _autocast, make_optimizer, predict, resolve_device, seed_fold
 from gliofuse.training.hooks import StepContext, build_policies
 from gliofuse.training.objectives import build_objective
-from gliofuse.training.tasks import get_task
+from gliofuse.tasks import get_task
 
 TASKS = ("survival", "grade", "diagnosis")
 

@@ -26,7 +26,7 @@ from gliofuse.evaluation.metrics import logrank_p
 from gliofuse.evaluation.survival import median_risk_groups
 from gliofuse.io import read_table_
 from gliofuse.report.style import DEFAULT_DPI, figure_style, save_figure
-from gliofuse.training.tasks import DIAGNOSIS_CLASSES, GRADE_CLASSES
+from gliofuse.tasks import DIAGNOSIS_CLASSES, GRADE_CLASSES
 
 logger = logging.getLogger(__name__)
 

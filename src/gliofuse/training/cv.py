@@ -31,7 +31,7 @@ from gliofuse.data.datasets import (
 from gliofuse.data.splits import read_split_, short_ids
 from gliofuse.errors import ConfigError, InputDataError
 from gliofuse.io import provenance, read_table_, sidecar_path
-from gliofuse.training.tasks import SPLITS, TaskSpec, diagnosis4_labels, get_task
+from gliofuse.tasks import SPLITS, TaskSpec, diagnosis4_labels, get_task
 
 logger = logging.getLogger(__name__)
 

@@ -43,7 +43,7 @@ from gliofuse.models.base import FusionModel
 from gliofuse.training.hooks import GradientPolicy, StepContext, build_policies, dynamics_frame
 from gliofuse.training.losses import survival_bins
 from gliofuse.training.objectives import Objective, objectives_state
-from gliofuse.training.tasks import SPLITS, TaskSpec
+from gliofuse.tasks import SPLITS, TaskSpec
 from gliofuse.training.weighting import build_task_weighting
 
 logger = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Task objectives: head, loss, prediction columns, validation metric and batch confidence per task.
 
-An :class:`Objective` binds a :class:`~gliofuse.training.tasks.TaskSpec` to its head and loss and to
+An :class:`Objective` binds a :class:`~gliofuse.tasks.TaskSpec` to its head and loss and to
 what was fitted on the training fold (survival bin edges, class weights). The harness treats every
 objective alike; gradient policies ask an objective for the confidence of a partial output.
 """
@@ -24,7 +24,7 @@ from gliofuse.training.losses import (
     survival_bin_edges,
     survival_bins,
 )
-from gliofuse.training.tasks import TaskSpec
+from gliofuse.tasks import TaskSpec
 
 
 def batch_concordance(risk: Tensor, time: Tensor, event: Tensor) -> float | None:

@@ -221,7 +221,7 @@ def fit_published_split_(*, cfg: GliofuseConfig, job: ValidationJob, out_root: P
     from gliofuse.training.cv import is_fold_done
     from gliofuse.training.harness import FitConfig, fit_fold_, seed_fold
     from gliofuse.training.objectives import DiscreteHazardObjective, build_objective
-    from gliofuse.training.tasks import get_task
+    from gliofuse.tasks import get_task
 
     vcfg = cfg.validation
     pc = protocol_config(vcfg, job.protocol)

@@ -17,7 +17,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from gliofuse.training.tasks import DIAGNOSIS_CLASSES
+from gliofuse.tasks import DIAGNOSIS_CLASSES
 
 
 @dataclass

@@ -15,7 +15,7 @@ from gliofuse.evaluation.metrics import integrated_brier_score
 from gliofuse.evaluation.survival import discrete_hazard_survival, hazard_columns, time_grid
 from gliofuse.training.cv import train_fold_
 from gliofuse.training.objectives import build_objective
-from gliofuse.training.tasks import get_task
+from gliofuse.tasks import get_task
 
 
 def test_hazard_columns_name_the_upper_bin_edges() -> None:

@@ -16,7 +16,7 @@ from gliofuse.evaluation.metrics import classification_metrics, concordance_inde
 from gliofuse.training import harness
 from gliofuse.training.cv import train_fold_
 from gliofuse.training.harness import FitConfig, lr_factor
-from gliofuse.training.tasks import DIAGNOSIS4_CLASSES, diagnosis4_labels, get_task
+from gliofuse.tasks import DIAGNOSIS4_CLASSES, diagnosis4_labels, get_task
 
 
 def _train(make_config: Any, inp: Any, out: Path, *, model: str = "subspace_fusion", task: str = "survival",

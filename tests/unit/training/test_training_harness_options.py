@@ -24,7 +24,7 @@ from gliofuse.training.harness import (
     seed_fold,
 )
 from gliofuse.training.objectives import DiscreteHazardObjective, build_objective
-from gliofuse.training.tasks import get_task
+from gliofuse.tasks import get_task
 
 N, G = 24, 6
 

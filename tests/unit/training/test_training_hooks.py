@@ -22,7 +22,7 @@ from gliofuse.training.hooks import (
     reflect_conflict,
 )
 from gliofuse.training.objectives import ClassificationObjective, CoxObjective, batch_concordance
-from gliofuse.training.tasks import get_task
+from gliofuse.tasks import get_task
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> float:

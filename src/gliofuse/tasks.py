@@ -1,6 +1,7 @@
-"""Task definitions: label column, class names and prediction columns (docs/data-contracts.md §3, §8).
+"""The prediction tasks: names, class lists in index order, label columns, prediction columns, survival unit.
 
-Torch-free, so evaluation and report code may import it.
+The one owner of the task vocabulary (docs/data-contracts.md §3, §8). Torch-free, so labels, evaluation and
+report code may import it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,15 @@ from dataclasses import dataclass
 from typing import Literal
 
 from gliofuse.errors import ConfigError
+
+TASK_NAMES: tuple[str, ...] = ("survival", "grade", "diagnosis")
+"""Every task gliofuse trains and evaluates, in report order."""
+
+SURVIVAL_TIME_UNIT = "days"
+"""Survival times are stored in days (label-table column ``time_days``)."""
+
+DAYS_PER_MONTH: float = 365.25 / 12.0
+"""Days in an average month (30.4375): converts survival months (cBioPortal, published tables) to days."""
 
 GRADE_CLASSES: tuple[str, ...] = ("G2", "G3", "G4")
 """``grade`` class indices 0/1/2 = WHO CNS grade 2/3/4."""
@@ -106,3 +116,8 @@ def diagnosis4_labels(diagnosis: Sequence[float], who2021_grade: Sequence[float]
         else:
             out.append(-1)
     return out
+
+
+def task_kind(name: str) -> Literal["survival", "classification"]:
+    """``"survival"`` or ``"classification"``; unknown names raise ``ConfigError``."""
+    return get_task(name).kind
