@@ -44,10 +44,10 @@ import torch
 from gliofuse.data.collate import collate_bags
 from gliofuse.data.datasets import PatientSample, Targets
 from gliofuse.models.registry import create_model
+from gliofuse.tasks import get_task
 from gliofuse.training.harness import FitConfig, _autocast, make_optimizer, predict, resolve_device, seed_fold
 from gliofuse.training.hooks import StepContext, build_policies
 from gliofuse.training.objectives import build_objective
-from gliofuse.tasks import get_task
 
 TASKS = ("survival", "grade", "diagnosis")
 

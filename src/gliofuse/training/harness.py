@@ -40,10 +40,10 @@ from gliofuse.data.collate import collate_bags
 from gliofuse.data.datasets import Batch, PatientBagDataset
 from gliofuse.io import atomic_path, code_version, write_table_
 from gliofuse.models.base import FusionModel
+from gliofuse.tasks import SPLITS, TaskSpec
 from gliofuse.training.hooks import GradientPolicy, StepContext, build_policies, dynamics_frame
 from gliofuse.training.losses import survival_bins
 from gliofuse.training.objectives import Objective, objectives_state
-from gliofuse.tasks import SPLITS, TaskSpec
 from gliofuse.training.weighting import build_task_weighting
 
 logger = logging.getLogger(__name__)

@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from gliofuse.data.datasets import Batch
 from gliofuse.models.heads import build_head
+from gliofuse.tasks import TaskSpec
 from gliofuse.training.losses import (
     cox_ph_loss,
     cross_entropy,
@@ -24,7 +25,6 @@ from gliofuse.training.losses import (
     survival_bin_edges,
     survival_bins,
 )
-from gliofuse.tasks import TaskSpec
 
 
 def batch_concordance(risk: Tensor, time: Tensor, event: Tensor) -> float | None:

@@ -218,10 +218,10 @@ def fit_published_split_(*, cfg: GliofuseConfig, job: ValidationJob, out_root: P
 
     from gliofuse.data.datasets import PatientBagDataset, Targets
     from gliofuse.models.registry import create_model, get_model_card, resolve_model_params
+    from gliofuse.tasks import get_task
     from gliofuse.training.cv import is_fold_done
     from gliofuse.training.harness import FitConfig, fit_fold_, seed_fold
     from gliofuse.training.objectives import DiscreteHazardObjective, build_objective
-    from gliofuse.tasks import get_task
 
     vcfg = cfg.validation
     pc = protocol_config(vcfg, job.protocol)

@@ -18,8 +18,8 @@ import torch
 
 from gliofuse.errors import ConfigError, InputDataError
 from gliofuse.evaluation.metrics import classification_metrics, concordance_index
-from gliofuse.training.cv import train_fold_
 from gliofuse.tasks import DIAGNOSIS_CLASSES, get_task
+from gliofuse.training.cv import train_fold_
 
 
 def _run(make_config: Any, inp: Any, out_dir: Path, *, model: str = "abmil_snn_concat", task: str = "survival",

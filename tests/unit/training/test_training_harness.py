@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from gliofuse.evaluation.metrics import classification_metrics, concordance_index
+from gliofuse.tasks import DIAGNOSIS4_CLASSES, diagnosis4_labels, get_task
 from gliofuse.training import harness
 from gliofuse.training.cv import train_fold_
 from gliofuse.training.harness import FitConfig, lr_factor
-from gliofuse.tasks import DIAGNOSIS4_CLASSES, diagnosis4_labels, get_task
 
 
 def _train(make_config: Any, inp: Any, out: Path, *, model: str = "subspace_fusion", task: str = "survival",

@@ -13,6 +13,7 @@ import torch
 from gliofuse.config import TrainingConfig
 from gliofuse.data.datasets import PatientBagDataset, Targets
 from gliofuse.models.registry import create_model
+from gliofuse.tasks import get_task
 from gliofuse.training.harness import (
     FitConfig,
     FitResult,
@@ -24,7 +25,6 @@ from gliofuse.training.harness import (
     seed_fold,
 )
 from gliofuse.training.objectives import DiscreteHazardObjective, build_objective
-from gliofuse.tasks import get_task
 
 N, G = 24, 6
 

@@ -11,6 +11,7 @@ from torch import nn
 
 from gliofuse.data.datasets import Batch
 from gliofuse.models.base import ModelOutput
+from gliofuse.tasks import get_task
 from gliofuse.training.hooks import (
     GradientModulation,
     StepContext,
@@ -22,7 +23,6 @@ from gliofuse.training.hooks import (
     reflect_conflict,
 )
 from gliofuse.training.objectives import ClassificationObjective, CoxObjective, batch_concordance
-from gliofuse.tasks import get_task
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
