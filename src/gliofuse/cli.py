@@ -289,7 +289,8 @@ def cmd_report_cards(args: argparse.Namespace) -> None:
 
 
 def cmd_validate_fit(args: argparse.Namespace) -> None:
-    from gliofuse.training.validation import ValidationJob, fit_published_split_
+    from gliofuse.reproduce.fit import fit_published_split_
+    from gliofuse.reproduce.jobs import ValidationJob
 
     cfg = _cfg(args)
     _torch_threads(args.threads)
@@ -299,13 +300,13 @@ def cmd_validate_fit(args: argparse.Namespace) -> None:
 
 
 def cmd_validate_report(args: argparse.Namespace) -> None:
-    from gliofuse.training.validation import report_validation_
+    from gliofuse.reproduce.run import report_validation_
 
     report_validation_(cfg=_cfg(args), out_root=Path(args.out_dir))
 
 
 def cmd_validate_run(args: argparse.Namespace) -> None:
-    from gliofuse.training.validation import run_validation_
+    from gliofuse.reproduce.run import run_validation_
 
     cfg = _cfg(args)
     _torch_threads(args.threads)

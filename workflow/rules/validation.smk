@@ -1,6 +1,6 @@
 # Validation of the omics models on published TCGA-GBMLGG tables (docs/validation.md). Not part of `all`:
 #   snakemake validation_all --cores 2 --configfile config/real_gbmlgg_omics.yaml
-from gliofuse.training.validation import job_prediction_paths, job_table_inputs, validation_jobs
+from gliofuse.reproduce.jobs import job_prediction_paths, job_table_inputs, validation_jobs
 
 try:
     validation_jobs(CFG.validation)  # fail at parse time on a bad validation section

@@ -49,17 +49,16 @@ import numpy as np
 import pandas as pd
 
 from gliofuse.errors import InputDataError
+from gliofuse.reproduce.protocols import MCAT_SPLITS, PROTOCOLS
+from gliofuse.tasks import DAYS_PER_MONTH
 
 logger = logging.getLogger(__name__)
 
 PF_FILES: dict[str, str] = {"dataset": "all_dataset.csv", "grade": "grade_data.csv", "splits": "pnas_splits.csv"}
 MCAT_FILES: dict[str, str] = {"table": "tcga_gbmlgg_all_clean.csv.zip", "signatures": "signatures.csv",
                               "splits": "splits/5foldcv/tcga_gbmlgg"}
-MCAT_N_FOLDS = 5
-DAYS_PER_MONTH = 365.25 / 12.0
 PF_META_COLUMNS: tuple[str, ...] = ("TCGA ID", "indexes", "censored", "Survival months")
 GENOMIC_SUFFIXES: tuple[str, ...] = ("_mut", "_cnv", "_rnaseq")
-PROTOCOLS: tuple[str, ...] = ("pf", "mcat")
 
 
 @dataclass(frozen=True)
@@ -297,7 +296,7 @@ def load_mcat_(mcat_dir: str | Path, *, signature_genes: bool = True, exclude_ge
     patients = tuple(str(p) for p in patients_df.index)
     known = set(patients)
     splits = []
-    for k in range(MCAT_N_FOLDS):
+    for k in MCAT_SPLITS:
         path = _need(root / MCAT_FILES["splits"] / f"splits_{k}.csv", f"MCAT splits_{k}.csv")
         sp = pd.read_csv(path)
         _columns(sp, ["train", "val"], path)
@@ -366,43 +365,3 @@ def load_protocol_(protocol: str, *, pf_dir: str | Path | None = None, mcat_dir:
                           feature_types=feature_types)
     raise InputDataError(f"unknown protocol {protocol!r}; expected one of {PROTOCOLS}.")
 
-
-@dataclass
-class TablePreprocessor:
-    """Median imputation, then z-scoring, both fit on the training rows (optionally row-weighted).
-
-    Attributes (after :meth:`fit`): ``median``, ``mean``, ``std`` (G,) of the training rows; constant
-    features get std 1.
-    """
-
-    median: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    mean: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    std: np.ndarray = field(default_factory=lambda: np.ones(0))
-
-    def fit(self, train: np.ndarray, weight: np.ndarray | None = None) -> TablePreprocessor:
-        """Fit on ``train`` (n, G) with NaN for missing; ``weight`` (n,) repeats rows (PF's ROI rows)."""
-        x = np.asarray(train, dtype=np.float64)
-        if x.ndim != 2 or x.shape[0] < 2:
-            raise InputDataError(f"table preprocessing needs at least 2 training rows, got shape {x.shape}.")
-        if weight is not None:
-            x = np.repeat(x, np.asarray(weight, dtype=np.int64), axis=0)
-        with np.errstate(all="ignore"):
-            med = np.nanmedian(x, axis=0)
-        self.median = np.where(np.isfinite(med), med, 0.0)
-        filled = np.where(np.isfinite(x), x, self.median)
-        self.mean = filled.mean(axis=0)
-        std = filled.std(axis=0)
-        self.std = np.where(std > 1e-8, std, 1.0)
-        return self
-
-    def transform(self, values: np.ndarray) -> np.ndarray:
-        """(n, G) with NaN -> (n, G) float32, imputed and z-scored with the training statistics."""
-        if self.mean.size == 0:
-            raise RuntimeError("TablePreprocessor.transform called before fit.")
-        x = np.asarray(values, dtype=np.float64)
-        x = np.where(np.isfinite(x), x, self.median)
-        return ((x - self.mean) / self.std).astype(np.float32)
-
-    def state_dict(self) -> dict[str, list[float]]:
-        """Arrays as lists (checkpoint)."""
-        return {"median": self.median.tolist(), "mean": self.mean.tolist(), "std": self.std.tolist()}

@@ -8,16 +8,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gliofuse.data.published import (
-    DAYS_PER_MONTH,
-    TablePreprocessor,
+from gliofuse.errors import InputDataError
+from gliofuse.reproduce.tables import (
     load_mcat_,
     load_pathomic_fusion_,
     mcat_bin_edges,
     mcat_patients_,
     signature_features,
 )
-from gliofuse.errors import InputDataError
+from gliofuse.tasks import DAYS_PER_MONTH
 
 
 def _table_dir(shared_data: Path, folder: str, table: str) -> Path:
@@ -120,20 +119,6 @@ def test_signature_features_filters_by_gene_family() -> None:
     cols = ["EGFR_cnv", "IDH1_mut", "TP53_mut", "CDK4_rnaseq", "MET_other", "age"]
     assert signature_features(cols, sig) == ["EGFR_cnv", "IDH1_mut", "CDK4_rnaseq"]
     assert signature_features(cols, sig, exclude_genes=["IDH1"]) == ["EGFR_cnv", "CDK4_rnaseq"]
-
-
-def test_table_preprocessor_uses_training_rows_and_weights() -> None:
-    train = np.array([[1.0, np.nan], [3.0, 2.0], [5.0, 4.0]])
-    pre = TablePreprocessor().fit(train)
-    np.testing.assert_allclose(pre.median, [3.0, 3.0])
-    out = pre.transform(np.array([[3.0, np.nan], [100.0, 3.0]]))
-    assert out.dtype == np.float32 and np.isfinite(out).all()
-    assert out[0, 0] == pytest.approx(0.0) and out[0, 1] == pytest.approx(out[1, 1])  # NaN -> training median
-    assert out[1, 0] > 10  # test values do not enter the statistics
-    weighted = TablePreprocessor().fit(train, weight=np.array([1, 1, 8]))
-    assert weighted.mean[0] > pre.mean[0]  # the heavy row pulls the mean (ROI weighting)
-    const = TablePreprocessor().fit(np.array([[1.0], [1.0]]))
-    assert const.std[0] == 1.0
 
 
 def test_missing_table_names_the_file(tmp_path: Path) -> None:
