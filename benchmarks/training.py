@@ -41,8 +41,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from gliofuse.data.batch import PatientSample, Targets
 from gliofuse.data.collate import collate_bags
-from gliofuse.data.datasets import PatientSample, Targets
 from gliofuse.models.registry import create_model
 from gliofuse.tasks import get_task
 from gliofuse.training.harness import FitConfig, _autocast, make_optimizer, predict, resolve_device, seed_fold

@@ -166,11 +166,11 @@ def cmd_data_splits(args: argparse.Namespace) -> None:
     from gliofuse.data.splits import make_splits, write_splits_
     from gliofuse.io import provenance, write_table_
     from gliofuse.labels.tables import read_label_table_
-    from gliofuse.omics.rnaseq import read_expression_
+    from gliofuse.omics.matrix import read_omics_
 
     cfg = _cfg(args)
     labels = read_label_table_(Path(args.labels))
-    _, omics_patients, _ = read_expression_(Path(args.omics))
+    omics_patients = list(read_omics_(Path(args.omics)).patients)
     feature_status = [Path(p) for p in args.feature_status] if args.feature_status is not None else None
     table = cohort_table(labels=labels, slide_status_paths=[Path(p) for p in args.slide_status],
                          omics_patients=omics_patients, feature_status_paths=feature_status)

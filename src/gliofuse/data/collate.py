@@ -1,4 +1,4 @@
-"""Collate :class:`~gliofuse.data.datasets.PatientSample` lists into a padded :class:`Batch`."""
+"""Collate :class:`~gliofuse.data.batch.PatientSample` lists into a padded :class:`Batch`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import torch
 
-from gliofuse.data.datasets import Batch, PatientSample
+from gliofuse.data.batch import Batch, PatientSample
 
 
 def collate_bags(samples: Sequence[PatientSample]) -> Batch:

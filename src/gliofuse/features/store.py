@@ -1,8 +1,15 @@
-"""Read and write the patch-features HDF5 file (docs/data-contracts.md §5)."""
+"""The patch-features HDF5 file (docs/data-contracts.md §5): its layout, writer and every reader.
+
+Readers go through :func:`open_features_h5_`, which validates the file: the header
+(:func:`inspect_feature_file_`), one slide's arrays (:func:`read_slide_features_`,
+:func:`read_slide_coords_`) and the full strict read (:func:`read_features_h5_`).
+"""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +24,8 @@ INT_ATTRS = ("embed_dim", "patch_size")
 FLOAT_ATTRS = ("target_mpp",)
 STR_ATTRS = ("encoder", "slide_id", "status", "reason", "provenance")
 REQUIRED_ATTRS = INT_ATTRS + FLOAT_ATTRS + STR_ATTRS
+WHAT = "slide feature file"
+FIX = "Rerun `features_extract` for this slide (docs/data-contracts.md §5)."
 
 
 @dataclass
@@ -78,7 +87,6 @@ def write_features_h5_(path: str | os.PathLike[str], features: np.ndarray, coord
             f.attrs[name] = str(attrs[name])
 
 
-
 def features_complete(path: str | os.PathLike[str], *, encoder: str | None = None, key: str | None = None) -> bool:
     """True if ``path`` is a finished features file (status attr set, features rows == coords rows,
     and, when given, written by ``encoder`` with ``extract_key`` == ``key``)."""
@@ -98,18 +106,81 @@ def features_complete(path: str | os.PathLike[str], *, encoder: str | None = Non
         return False
 
 
-def read_features_h5(path: str | os.PathLike[str]) -> FeaturesFile:
-    """Read and validate a features file; violations raise ``InputDataError`` naming the file and field."""
+@contextlib.contextmanager
+def open_features_h5_(path: str | os.PathLike[str], *, datasets: Iterable[str] = (),
+                      attrs: Iterable[str] = ()) -> Iterator[h5py.File]:
+    """Open a features file read-only after checking it against contract §5.
+
+    Always checked: the file exists and is HDF5, and ``features`` is a 2-D (N, D) dataset;
+    ``datasets`` and ``attrs`` name further required items. Violations raise ``InputDataError``
+    naming the file and the item. Yields the open ``h5py.File``.
+    """
+    with open_h5_contract_(path, what=WHAT, datasets=("features", *datasets), attrs=attrs, fix=FIX) as f:
+        if f["features"].ndim != 2:
+            raise InputDataError(f"{WHAT} {Path(path)}: 'features' must be 2-D (N, D), got shape "
+                                 f"{f['features'].shape}. {FIX}")
+        yield f
+
+
+@dataclass(frozen=True)
+class FeatureFileInfo:
+    """Header of a slide feature file (§5)."""
+
+    path: Path
+    status: str
+    n_patches: int
+    embed_dim: int
+    provenance: str = ""
+
+
+def inspect_feature_file_(path: str | Path) -> FeatureFileInfo:
+    """Read the header of a slide feature file: status (``ok`` when the attribute is absent), N, D, provenance.
+
+    Raises
+    ------
+    InputDataError
+        File missing or unreadable, ``features`` dataset missing or not 2-D.
+    """
     p = Path(path)
-    fix = "Rerun the features_extract stage for this slide (docs/data-contracts.md §5)."
-    with open_h5_contract_(p, what="features file", datasets=("features", "coords"), attrs=REQUIRED_ATTRS,
-                           fix=fix) as f:
+    with open_features_h5_(p) as f:
+        n, d = f["features"].shape
+        return FeatureFileInfo(path=p, status=str(decode_h5_attr(f.attrs.get("status", "ok"))), n_patches=int(n),
+                               embed_dim=int(d), provenance=str(decode_h5_attr(f.attrs.get("provenance", ""))))
+
+
+def _coords_or_none(f: h5py.File) -> np.ndarray | None:
+    """``coords`` as stored, or None when absent or not (N, 2) for the N rows of ``features``."""
+    if "coords" in f and f["coords"].shape == (f["features"].shape[0], 2):
+        return np.asarray(f["coords"][...])
+    return None
+
+
+def read_slide_features_(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+    """One slide's ``features`` (N, D) float32 and ``coords`` (N, 2) level-0 ``(x, y)`` as stored (int64 per §5),
+    or None for coords when the file has no usable ``coords``."""
+    with open_features_h5_(path) as f:
+        return np.asarray(f["features"][...], dtype=np.float32), _coords_or_none(f)
+
+
+def read_slide_coords_(path: str | Path) -> np.ndarray | None:
+    """One slide's ``coords`` (N, 2) as stored (int64 per §5), or None when the file has no usable ``coords``."""
+    with open_features_h5_(path) as f:
+        return _coords_or_none(f)
+
+
+def read_features_h5_(path: str | os.PathLike[str]) -> FeaturesFile:
+    """Read a features file in full, requiring ``coords`` and every attribute of ``REQUIRED_ATTRS``.
+
+    Violations raise ``InputDataError`` naming the file and the item.
+    """
+    p = Path(path)
+    with open_features_h5_(p, datasets=("coords",), attrs=REQUIRED_ATTRS) as f:
         feats = f["features"][()]
         coords = f["coords"][()]
         failed = f["read_failed"][()].astype(bool) if "read_failed" in f else None
         attrs = {k: decode_h5_attr(v) for k, v in f.attrs.items()}
-    if feats.ndim != 2 or coords.shape != (feats.shape[0], 2):
-        raise InputDataError(f"features file {p}: 'features' {feats.shape} and 'coords' {coords.shape} "
-                             f"must be (N, D) and (N, 2). {fix}")
+    if coords.shape != (feats.shape[0], 2):
+        raise InputDataError(f"{WHAT} {p}: 'features' {feats.shape} and 'coords' {coords.shape} "
+                             f"must be (N, D) and (N, 2). {FIX}")
     return FeaturesFile(features=feats.astype(np.float32, copy=False), coords=coords.astype(np.int64), attrs=attrs,
                         read_failed=failed)

@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
-    from gliofuse.data.datasets import Batch
+    from gliofuse.data.batch import Batch
     from gliofuse.models.registry import ModelCard
 
 
@@ -40,7 +40,7 @@ class ModelOutput:
 
 
 class FusionModel(nn.Module):
-    """Base class: maps a :class:`~gliofuse.data.datasets.Batch` to a :class:`ModelOutput`.
+    """Base class: maps a :class:`~gliofuse.data.batch.Batch` to a :class:`ModelOutput`.
 
     Subclasses set ``embed_dim`` and implement ``forward``. They never compute task losses,
     hold an optimiser, or know about labels, devices or files. ``card`` is attached by

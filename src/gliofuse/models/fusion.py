@@ -16,7 +16,7 @@ from gliofuse.models.snn import SNNEncoder
 if TYPE_CHECKING:
     from torch import nn
 
-    from gliofuse.data.datasets import Batch
+    from gliofuse.data.batch import Batch
 
 
 class ConcatFusion(FusionModel):

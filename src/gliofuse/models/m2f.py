@@ -28,7 +28,7 @@ from gliofuse.models.mcat import MCAT_GENE_SETS, CoAttentionExtractor, gene_set_
 from gliofuse.models.registry import KNOWN_TASKS, register_model
 
 if TYPE_CHECKING:
-    from gliofuse.data.datasets import Batch
+    from gliofuse.data.batch import Batch
 
 M2F_REFERENCE = ("Lu, Lu and Xia, M2F: a multi-modal and multi-task fusion network for glioma diagnosis and "
                  "prognosis, MMMI workshop @ MICCAI 2022, LNCS 13594, doi:10.1007/978-3-031-18814-5_1; "

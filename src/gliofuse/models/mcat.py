@@ -25,7 +25,7 @@ from gliofuse.models.snn import SNNEncoder
 from gliofuse.omics.genesets import GROUPS
 
 if TYPE_CHECKING:
-    from gliofuse.data.datasets import Batch
+    from gliofuse.data.batch import Batch
 
 MCAT_REFERENCE = ("Chen et al., Multimodal co-attention transformer for survival prediction in gigapixel whole "
                   "slide images, ICCV 2021, doi:10.1109/ICCV48922.2021.00398")

@@ -14,7 +14,7 @@ from gliofuse.models.layers import GatedAttentionPooling
 from gliofuse.models.registry import KNOWN_TASKS, register_model
 
 if TYPE_CHECKING:
-    from gliofuse.data.datasets import Batch
+    from gliofuse.data.batch import Batch
 
 ABMIL_REFERENCE = "Ilse et al., Attention-based deep multiple instance learning, ICML 2018, arXiv:1802.04712"
 

@@ -30,7 +30,7 @@ from gliofuse.models.snn import SNNEncoder
 from gliofuse.omics import foundation
 
 if TYPE_CHECKING:
-    from gliofuse.data.datasets import Batch
+    from gliofuse.data.batch import Batch
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from gliofuse.models.registry import KNOWN_TASKS, register_model
 from gliofuse.models.snn import SNNEncoder
 
 if TYPE_CHECKING:
-    from gliofuse.data.datasets import Batch
+    from gliofuse.data.batch import Batch
 
 PATHOMIC_REFERENCE = ("Chen et al., Pathomic Fusion: an integrated framework for fusing histopathology and genomic "
                       "features for cancer diagnosis and prognosis, IEEE TMI 2020, doi:10.1109/TMI.2020.3021387")

@@ -13,7 +13,7 @@ from gliofuse.models.layers import SNNBlock
 from gliofuse.models.registry import KNOWN_TASKS, register_model
 
 if TYPE_CHECKING:
-    from gliofuse.data.datasets import Batch
+    from gliofuse.data.batch import Batch
 
 SNN_REFERENCE = "Klambauer et al., Self-normalizing neural networks, NeurIPS 2017, arXiv:1706.02515"
 ACTIVATIONS: dict[str, type[nn.Module]] = {"selu": nn.SELU, "elu": nn.ELU}

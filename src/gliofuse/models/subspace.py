@@ -34,7 +34,7 @@ from gliofuse.models.registry import KNOWN_TASKS, register_model
 from gliofuse.models.tokenmap import TOKEN_MAPS, build_token_map
 
 if TYPE_CHECKING:
-    from gliofuse.data.datasets import Batch
+    from gliofuse.data.batch import Batch
 
 SUBSPACE_REFERENCE = ("Zhang, Wang, Meng, Tang, Li. Knowledge-driven subspace fusion and gradient coordination "
                       "for multi-modal learning. MICCAI 2024. arXiv:2406.13979")

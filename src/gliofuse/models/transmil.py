@@ -15,7 +15,7 @@ from gliofuse.models.base import FusionModel, ModelOutput, require_input
 from gliofuse.models.registry import KNOWN_TASKS, register_model
 
 if TYPE_CHECKING:
-    from gliofuse.data.datasets import Batch
+    from gliofuse.data.batch import Batch
 
 TRANSMIL_REFERENCE = ("Shao et al., TransMIL: Transformer based correlated multiple instance learning for whole "
                       "slide image classification, NeurIPS 2021, arXiv:2106.00908")

@@ -1,19 +1,21 @@
-"""Parse GDC ``augmented_star_gene_counts.tsv`` files and assemble the expression matrix (contract §6)."""
+"""Parse GDC ``augmented_star_gene_counts.tsv`` files and assemble the expression matrix (contract §6).
+
+The matrix file itself is written and read by :mod:`gliofuse.omics.matrix`.
+"""
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
-import h5py
 import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
 from gliofuse.errors import InputDataError
-from gliofuse.io import atomic_path, provenance, read_json_, write_table_
+from gliofuse.io import provenance, read_json_, write_table_
+from gliofuse.omics.matrix import write_omics_h5_
 
 log = logging.getLogger(__name__)
 
@@ -134,30 +136,9 @@ def build_expression_matrix_(*, files_json: Path, rnaseq_dir: Path, value_column
     values = values[:, order].astype(np.float32)
     prov = provenance(config=config, inputs={"files_rnaseq": meta, **{f"star:{p.parent.name}": p for p in paths}})
 
-    with atomic_path(out_h5) as tmp, h5py.File(tmp, "w") as f:
-        f.create_dataset("values", data=values)
-        f.create_dataset("patients", data=samples["patient_id"].to_numpy().astype("S"))
-        f.create_dataset("genes", data=genes.astype("S"))
-        f.create_dataset("gene_names", data=names.astype("S"))
-        f.attrs["value_column"] = value_column
-        f.attrs["log_transform"] = bool(log_transform)
-        f.attrs["provenance"] = json.dumps(prov, sort_keys=True)
+    write_omics_h5_(out_h5, values=values, patients=samples["patient_id"].to_numpy(), genes=genes, gene_names=names,
+                    value_column=value_column, log_transform=log_transform, prov=prov)
     write_table_(out_samples, samples, prov=prov)
     log.info("expression matrix: %d patients x %d genes -> %s", values.shape[0], values.shape[1], out_h5)
     return values.shape
 
-
-def read_expression_(path: Path) -> tuple[np.ndarray, list[str], list[str]]:
-    """Read the expression matrix: values (P, G) float32, patient ids (P), gene ids (G)."""
-    if not Path(path).exists():
-        raise InputDataError(f"expression matrix not found: {path}. Run the omics_matrix rule.")
-    with h5py.File(path, "r") as f:
-        for key in ("values", "patients", "genes"):
-            if key not in f:
-                raise InputDataError(f"expression matrix {path} lacks dataset {key!r} (contract §6). Rebuild it.")
-        values = f["values"][()]
-        patients = [p.decode() for p in f["patients"][()]]
-        genes = [g.decode() for g in f["genes"][()]]
-    if values.shape != (len(patients), len(genes)):
-        raise InputDataError(f"expression matrix {path}: values shape {values.shape} != ({len(patients)}, {len(genes)}).")
-    return values, patients, genes

@@ -18,19 +18,15 @@ import numpy as np
 import pandas as pd
 
 from gliofuse.config import GliofuseConfig
-from gliofuse.data.datasets import (
-    FeatureFileInfo,
-    GeneSetPreprocessor,
-    OmicsPreprocessor,
-    PatientBagDataset,
-    Targets,
-    group_feature_files_,
-    patient_id_from_path,
-    read_omics_,
-)
+from gliofuse.data.bags import group_feature_files_, patient_id_from_path
+from gliofuse.data.batch import Targets
+from gliofuse.data.datasets import PatientBagDataset
 from gliofuse.data.splits import read_split_, short_ids
 from gliofuse.errors import ConfigError, InputDataError
+from gliofuse.features.store import FeatureFileInfo
 from gliofuse.io import provenance, read_table_, sidecar_path
+from gliofuse.omics.matrix import read_omics_
+from gliofuse.omics.normalize import GeneSetPreprocessor, OmicsPreprocessor
 from gliofuse.tasks import SPLITS, TaskSpec, diagnosis4_labels, get_task
 
 logger = logging.getLogger(__name__)

@@ -36,8 +36,9 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, WeightedRandomSampler
 
 from gliofuse import __version__
+from gliofuse.data.batch import Batch
 from gliofuse.data.collate import collate_bags
-from gliofuse.data.datasets import Batch, PatientBagDataset
+from gliofuse.data.datasets import PatientBagDataset
 from gliofuse.io import atomic_path, code_version, write_table_
 from gliofuse.models.base import FusionModel
 from gliofuse.tasks import SPLITS, TaskSpec

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
-    from gliofuse.data.datasets import Batch
+    from gliofuse.data.batch import Batch
     from gliofuse.models.base import FusionModel, ModelOutput
     from gliofuse.training.objectives import Objective
 

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from gliofuse.data.datasets import Batch
+from gliofuse.data.batch import Batch
 from gliofuse.models.heads import build_head
 from gliofuse.tasks import TaskSpec
 from gliofuse.training.losses import (

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from gliofuse.data.batch import PatientSample
 from gliofuse.data.collate import collate_bags
-from gliofuse.data.datasets import PatientSample
 
 
 def _s(i: int, n: int | None, g: int | None = 23, d: int = 37) -> PatientSample:

@@ -12,11 +12,11 @@ import torch
 
 from gliofuse.config import FeaturesConfig
 from gliofuse.errors import ConfigError, InputDataError
-from gliofuse.features import create_encoder, extract_slide_, read_features_h5
-from gliofuse.features.encoders import Encoder
-from gliofuse.features.extract import DevicePreprocess, resolve_device, subsample
+from gliofuse.features.encoders import Encoder, create_encoder
+from gliofuse.features.extract import DevicePreprocess, extract_slide_, resolve_device, subsample
 from gliofuse.features.loader import BatchReader
 from gliofuse.features.plan import plan_batches
+from gliofuse.features.store import read_features_h5_
 from gliofuse.wsi import read_coords_h5
 
 STATUS_KEYS = {"slide_id", "encoder", "status", "reason", "n_patches", "embed_dim", "n_failed_reads", "n_read_retries",
@@ -48,7 +48,7 @@ def test_features_contract(cmu_coords: tuple[Path, Path], cmu_features: tuple[Pa
         assert f["features"].dtype == np.float32 and f["features"].shape == (n, 96)
         assert f["coords"].dtype == np.int64
         assert isinstance(f.attrs["embed_dim"], np.integer) and isinstance(f.attrs["target_mpp"], np.floating)
-    ff = read_features_h5(out)
+    ff = read_features_h5_(out)
     assert np.isfinite(ff.features).all() and ff.features.std(0).mean() > 0
     np.testing.assert_array_equal(ff.coords, cf.coords)
     a = ff.attrs
@@ -78,19 +78,19 @@ def test_read_strategy_and_workers_do_not_change_features(
         batch: int, region_px: int) -> None:
     """Region vs per-patch reads, 0 vs 2 workers and the batch size give the same features, row i = coords[i]."""
     slide, coords = cmu_coords
-    ref = read_features_h5(cmu_features[0])
+    ref = read_features_h5_(cmu_features[0])
     res = _extract(slide, coords, tmp_path / "f.h5", batch_size=batch, read_strategy=strategy, num_workers=workers,
                    region_px=region_px)
     assert (res["read_strategy"], res["num_workers"]) == (strategy, workers)
-    np.testing.assert_allclose(read_features_h5(tmp_path / "f.h5").features, ref.features, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(read_features_h5_(tmp_path / "f.h5").features, ref.features, rtol=1e-4, atol=1e-5)
 
 
 def test_batch_rows_consistent(cmu_coords: tuple[Path, Path], cmu_features: tuple[Path, dict], tmp_path: Path) -> None:
     """A subsample encodes the same patches as the full run (row i = coords[i])."""
     slide, coords = cmu_coords
-    ref = read_features_h5(cmu_features[0])
+    ref = read_features_h5_(cmu_features[0])
     sub = _extract(slide, coords, tmp_path / "sub.h5", max_patches_per_slide=7, seed=1)
-    s = read_features_h5(tmp_path / "sub.h5")
+    s = read_features_h5_(tmp_path / "sub.h5")
     assert sub["n_patches"] == 7 and s.features.shape == (7, 96)
     rows = [int(np.flatnonzero((ref.coords == c).all(1))[0]) for c in s.coords]
     assert rows == sorted(rows)
@@ -110,7 +110,7 @@ def test_skipped_coords_give_empty_features(skipped_coords: tuple[Path, Path], t
     slide, coords = skipped_coords
     res = _extract(slide, coords, tmp_path / "skip.h5", encoder="test_vit")
     assert res["status"] == "skipped" and res["reason"].startswith("missing_mpp") and res["n_patches"] == 0
-    ff = read_features_h5(tmp_path / "skip.h5")
+    ff = read_features_h5_(tmp_path / "skip.h5")
     assert ff.features.shape == (0, 64) and ff.features.dtype == np.float32 and ff.coords.shape == (0, 2)
     assert ff.attrs["status"] == "skipped" and ff.attrs["reason"].startswith("missing_mpp")
 
@@ -126,8 +126,8 @@ def test_weights_file_matches_random_model(cmu_coords: tuple[Path, Path], cmu_fe
     torch.save(enc.model.state_dict(), w)
     res = _extract(slide, coords, tmp_path / "w.h5", seed=12345, weights=str(w), batch_size=5)
     assert res["status"] == "ok"
-    ff = read_features_h5(tmp_path / "w.h5")
-    np.testing.assert_array_equal(ff.features, read_features_h5(cmu_features[0]).features)
+    ff = read_features_h5_(tmp_path / "w.h5")
+    np.testing.assert_array_equal(ff.features, read_features_h5_(cmu_features[0]).features)
     assert "weights" in json.loads(ff.attrs["provenance"])["inputs"]
 
 
@@ -197,8 +197,8 @@ def test_device_and_precision_on_cpu(cmu_coords: tuple[Path, Path], cmu_features
     """bf16 autocast applies on CUDA only: on CPU the result equals fp32; an absent GPU is a ConfigError."""
     slide, coords = cmu_coords
     _extract(slide, coords, tmp_path / "bf16.h5", device="cpu", precision="bf16", batch_size=5)
-    np.testing.assert_array_equal(read_features_h5(tmp_path / "bf16.h5").features,
-                                  read_features_h5(cmu_features[0]).features)
+    np.testing.assert_array_equal(read_features_h5_(tmp_path / "bf16.h5").features,
+                                  read_features_h5_(cmu_features[0]).features)
     assert resolve_device("cpu").type == "cpu"
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match=r"features\.device"):
@@ -209,7 +209,7 @@ def test_cpu_bf16_is_opt_in(cmu_coords: tuple[Path, Path], cmu_features: tuple[P
     slide, coords = cmu_coords
     res = _extract(slide, coords, tmp_path / "bf.h5", device="cpu", precision="bf16", cpu_bf16=True, batch_size=16)
     assert res["precision"] == "bf16"
-    ff, ref = read_features_h5(tmp_path / "bf.h5"), read_features_h5(cmu_features[0])
+    ff, ref = read_features_h5_(tmp_path / "bf.h5"), read_features_h5_(cmu_features[0])
     assert ff.attrs["precision"] == "bf16" and ff.attrs["extract_key"] != ref.attrs["extract_key"]
     cos = (ff.features * ref.features).sum(1) / np.linalg.norm(ff.features, axis=1) / np.linalg.norm(ref.features, axis=1)
     assert cos.min() > 0.98

@@ -20,8 +20,9 @@ import torch
 import yaml
 
 from gliofuse.config import FeaturesConfig
-from gliofuse.features import extract_slide_, read_features_h5
 from gliofuse.features import loader as loader_mod
+from gliofuse.features.extract import extract_slide_
+from gliofuse.features.store import read_features_h5_
 from gliofuse.io import file_hash
 from gliofuse.wsi import read_coords_h5
 
@@ -67,7 +68,7 @@ def intact_features(cmu_coords: tuple[Path, Path], tmp_path_factory: pytest.Temp
     slide, coords = cmu_coords
     out = tmp_path_factory.mktemp("intact") / "f.h5"
     _extract(slide, coords, out, batch_size=16)
-    return read_features_h5(out).features
+    return read_features_h5_(out).features
 
 
 @pytest.mark.parametrize("strategy,workers", [("region", 0), ("patch", 2)])
@@ -79,7 +80,7 @@ def test_corrupt_tile_filled_and_counted(corrupt_cmu: dict, intact_features: np.
     hit = corrupt_cmu["hit"]
     assert 1 <= len(hit) <= 4
     assert res["status"] == "ok" and res["n_failed_reads"] == len(hit) and res["n_read_retries"] >= len(hit)
-    ff = read_features_h5(out)
+    ff = read_features_h5_(out)
     assert ff.attrs["n_failed_reads"] == len(hit) and np.flatnonzero(ff.read_failed).tolist() == hit.tolist()
     ok = np.setdiff1d(np.arange(len(ff.features)), hit)
     np.testing.assert_allclose(ff.features[ok], intact_features[ok], rtol=1e-4, atol=1e-5)  # other patches intact
@@ -91,7 +92,7 @@ def test_too_many_failures_mark_slide_failed(corrupt_cmu: dict, tmp_path: Path) 
     res = _extract(corrupt_cmu["slide"], corrupt_cmu["coords"], tmp_path / "f.h5", batch_size=32, read_retries=0,
                    max_failed_fraction=0.0)
     assert res["status"] == "failed" and res["reason"].startswith("read_errors:") and res["n_failed_reads"] >= 1
-    ff = read_features_h5(tmp_path / "f.h5")  # written all the same; downstream drops non-ok slides
+    ff = read_features_h5_(tmp_path / "f.h5")  # written all the same; downstream drops non-ok slides
     assert ff.attrs["status"] == "failed" and len(ff.features) == res["n_patches"]
 
 
@@ -111,7 +112,7 @@ def test_flaky_read_is_retried(cmu_coords: tuple[Path, Path], intact_features: n
     monkeypatch.setattr(loader_mod, "read_unit", flaky)
     res = _extract(slide, coords, tmp_path / "f.h5", batch_size=16, num_workers=0)
     assert res["status"] == "ok" and res["n_failed_reads"] == 0 and res["n_read_retries"] == 1
-    np.testing.assert_allclose(read_features_h5(tmp_path / "f.h5").features, intact_features, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(read_features_h5_(tmp_path / "f.h5").features, intact_features, rtol=1e-4, atol=1e-5)
 
 
 def test_killed_run_resumes_to_identical_file(cmu_coords: tuple[Path, Path], tmp_path: Path) -> None:
@@ -148,7 +149,7 @@ def test_killed_run_resumes_to_identical_file(cmu_coords: tuple[Path, Path], tmp
         extract_slide_(slide_path=slide, coords_path=coords, cfg=FeaturesConfig(**feats), out_path=ref, seed=1)
     finally:
         torch.set_num_threads(threads)
-    a, b = read_features_h5(out), read_features_h5(ref)
+    a, b = read_features_h5_(out), read_features_h5_(ref)
     np.testing.assert_array_equal(a.coords, b.coords)
     np.testing.assert_array_equal(a.features, b.features)
     assert a.attrs["extract_key"] == b.attrs["extract_key"] and a.attrs["status"] == b.attrs["status"] == "ok"

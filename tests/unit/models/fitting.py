@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from gliofuse.data.datasets import Batch
+from gliofuse.data.batch import Batch
 from gliofuse.models.base import FusionModel
 from gliofuse.models.heads import CoxHead
 from gliofuse.training.losses import cox_ph_loss

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gliofuse.data.datasets import Batch
+from gliofuse.data.batch import Batch
 from gliofuse.models.deformable import DeformableCrossAttention2D, bilinear_cell_mass, sample_map
 from gliofuse.models.registry import create_model
 

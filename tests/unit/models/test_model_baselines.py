@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from gliofuse.data.batch import Batch, PatientSample
 from gliofuse.data.collate import collate_bags
-from gliofuse.data.datasets import Batch, PatientSample
 from gliofuse.models.attention import PPEG, GatedKroneckerFusion, square_grid_index
 from gliofuse.models.registry import create_model, get_model_card
 from gliofuse.omics.genesets import GROUPS

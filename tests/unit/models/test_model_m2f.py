@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from gliofuse.data.batch import Batch, PatientSample
 from gliofuse.data.collate import collate_bags
-from gliofuse.data.datasets import Batch, PatientSample
 from gliofuse.errors import ConfigError
 from gliofuse.models.heads import ClassificationHead, CoxHead
 from gliofuse.models.registry import create_model, get_model_card

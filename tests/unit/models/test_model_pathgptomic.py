@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from gliofuse.data.batch import Batch, PatientSample
 from gliofuse.data.collate import collate_bags
-from gliofuse.data.datasets import Batch, PatientSample
 from gliofuse.errors import ConfigError, InputDataError
 from gliofuse.models.registry import create_model, get_model_card
 from gliofuse.omics import foundation

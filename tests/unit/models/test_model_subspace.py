@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
+from gliofuse.data.batch import PatientSample
 from gliofuse.data.collate import collate_bags
-from gliofuse.data.datasets import PatientSample
 from gliofuse.errors import ConfigError
 from gliofuse.models.registry import create_model, get_model_card, list_models
 from gliofuse.models.subspace import gene_guided_consistency

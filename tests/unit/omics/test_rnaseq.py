@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from gliofuse.errors import InputDataError
-from gliofuse.omics.rnaseq import build_expression_matrix_, choose_samples, read_expression_, read_star_counts
+from gliofuse.omics.matrix import read_omics_
+from gliofuse.omics.rnaseq import build_expression_matrix_, choose_samples, read_star_counts
 
 HEADER = "gene_id\tgene_name\tgene_type\tunstranded\tstranded_first\tstranded_second\ttpm_unstranded\tfpkm_unstranded\tfpkm_uq_unstranded\n"
 N_ROWS = "".join(f"{n}\t\t\t10\t10\t10\t\t\t\n" for n in ("N_unmapped", "N_multimapping", "N_noFeature", "N_ambiguous"))
@@ -62,9 +63,10 @@ def test_build_matrix_end_to_end(tmp_path):
     shape = build_expression_matrix_(files_json=root / "metadata" / "files_rnaseq.json", rnaseq_dir=root / "rnaseq", value_column="tpm_unstranded", gene_types=["protein_coding"],
                                      log_transform=True, out_h5=out, out_samples=tmp_path / "s.tsv", config={})
     assert shape == (2, 3)  # lncRNA filtered out
-    values, patients, genes = read_expression_(out)
-    assert patients == ["TCGA-AA-0001", "TCGA-AA-0002"]
-    assert genes[0] == "ENSG00000000003"
+    m = read_omics_(out)
+    values = m.values
+    assert m.patients == ("TCGA-AA-0001", "TCGA-AA-0002")
+    assert m.genes[0] == "ENSG00000000003" and m.gene_names[0] == "TSPAN6"
     assert values[0, 0] == pytest.approx(np.log2(8.0)) and values[1, 0] == pytest.approx(np.log2(4.0))
 
 

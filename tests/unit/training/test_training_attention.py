@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
-from gliofuse.data.datasets import PatientBagDataset, group_feature_files_
+from gliofuse.data.bags import group_feature_files_
+from gliofuse.data.datasets import PatientBagDataset
 from gliofuse.report.attention import read_attention_
 from gliofuse.training.cv import train_fold_
 from gliofuse.training.harness import predict

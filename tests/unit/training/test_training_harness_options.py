@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from gliofuse.config import TrainingConfig
-from gliofuse.data.datasets import PatientBagDataset, Targets
+from gliofuse.data.batch import Targets
+from gliofuse.data.datasets import PatientBagDataset
 from gliofuse.models.registry import create_model
 from gliofuse.tasks import get_task
 from gliofuse.training.harness import (

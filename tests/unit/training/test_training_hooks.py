@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from gliofuse.data.datasets import Batch
+from gliofuse.data.batch import Batch
 from gliofuse.models.base import ModelOutput
 from gliofuse.tasks import get_task
 from gliofuse.training.hooks import (
