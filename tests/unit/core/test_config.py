@@ -1,9 +1,10 @@
 import pytest
 import yaml
 
-from gliofuse.config import GliofuseConfig, load_config, parse_config, section_snapshot
+from gliofuse.config import GliofuseConfig, Task, load_config, parse_config, section_snapshot
 from gliofuse.errors import ConfigError
 from gliofuse.io import atomic_path, file_hash, provenance
+from gliofuse.tasks import TASK_NAMES
 from tests.conftest import REPO
 
 
@@ -11,6 +12,16 @@ def test_root_config_is_valid_and_round_trips():
     cfg = load_config(REPO / "config.yaml")
     again = parse_config(cfg.model_dump(mode="json"))
     assert again == cfg
+
+
+def test_config_task_enum_is_the_task_vocabulary():
+    assert tuple(Task) == TASK_NAMES
+    assert GliofuseConfig().training.tasks == list(TASK_NAMES)
+
+
+def test_unknown_task_is_named():
+    with pytest.raises(ConfigError, match=r"training\.tasks"):
+        parse_config({"training": {"tasks": ["stage"]}})
 
 
 def test_unknown_key_is_named():
