@@ -1,7 +1,7 @@
 """Patch feature extraction: encoder registry and the ``features_extract`` stage (docs/data-contracts.md §5)."""
 
 from gliofuse.features.encoders import Encoder, create_encoder, list_encoders, load_weights_
-from gliofuse.features.extract import DevicePreprocess, encode_patches, extract_slide_, resolve_device
+from gliofuse.features.extract import DevicePreprocess, encode_patches, extract_slide_
 from gliofuse.features.plan import plan_batches
 from gliofuse.features.status import FeatureRecord, read_feature_status, write_feature_status_
 from gliofuse.features.store import FeaturesFile, features_complete, read_features_h5, write_features_h5_
@@ -9,5 +9,5 @@ from gliofuse.features.store import FeaturesFile, features_complete, read_featur
 __all__ = [
     "DevicePreprocess", "Encoder", "FeatureRecord", "FeaturesFile", "create_encoder", "encode_patches",
     "extract_slide_", "features_complete", "list_encoders", "load_weights_", "plan_batches",
-    "read_feature_status", "read_features_h5", "resolve_device", "write_feature_status_", "write_features_h5_",
+    "read_feature_status", "read_features_h5", "write_feature_status_", "write_features_h5_",
 ]

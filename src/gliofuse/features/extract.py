@@ -34,7 +34,8 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from gliofuse.config import FeaturesConfig
-from gliofuse.errors import ConfigError, InputDataError
+from gliofuse.device import resolve_device
+from gliofuse.errors import InputDataError
 from gliofuse.features.checkpoint import Checkpoint, Finished
 from gliofuse.features.encoders import Encoder, create_encoder
 from gliofuse.features.loader import BatchReader, auto_workers, make_loader, resize_uint8
@@ -46,15 +47,6 @@ from gliofuse.wsi.coords import CoordsFile, read_coords_h5
 from gliofuse.wsi.reader import open_slide
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(spec: str) -> torch.device:
-    """``auto`` → ``cuda`` if available else ``cpu``; an unavailable CUDA device raises ``ConfigError``."""
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"features.device = {spec!r} but CUDA is not available; use 'auto' or 'cpu'.")
-    return torch.device(spec)
 
 
 def effective_precision(device: torch.device, precision: str, cpu_bf16: bool = False) -> str:
@@ -295,7 +287,7 @@ def extract_slide_(*, slide_path: Path, coords_path: Path, cfg: FeaturesConfig, 
     slide_id = str(cf.attrs["slide_id"])
     rows = subsample(cf.coords, cfg.max_patches_per_slide, seed=seed, slide_id=slide_id)
     coords = cf.coords[rows] if cf.status == "ok" else np.zeros((0, 2), np.int64)
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, key="features.device")
     precision = effective_precision(device, cfg.precision, cfg.cpu_bf16)
     workers = num_workers if num_workers is not None else (
         cfg.num_workers if cfg.num_workers is not None else auto_workers(device))
