@@ -195,7 +195,7 @@ def cmd_train_fold(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate_model(args: argparse.Namespace) -> None:
-    from gliofuse.evaluation.aggregate import evaluate_model_
+    from gliofuse.evaluation.evaluate import evaluate_model_
 
     cfg = _cfg(args)
     ev = cfg.evaluation
@@ -205,7 +205,7 @@ def cmd_evaluate_model(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate_summary(args: argparse.Namespace) -> None:
-    from gliofuse.evaluation.aggregate import summarise_
+    from gliofuse.evaluation.evaluate import summarise_
 
     summarise_(metrics_paths=[Path(p) for p in args.metrics], out_summary=Path(args.out))
 

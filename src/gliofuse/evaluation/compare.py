@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from gliofuse.errors import InputDataError
-from gliofuse.evaluation.aggregate import prob_columns
 from gliofuse.evaluation.bootstrap import paired_bootstrap
+from gliofuse.evaluation.evaluate import prob_columns
 from gliofuse.evaluation.metrics import classification_metrics, concordance_index
 from gliofuse.io import provenance, read_json_, read_table_, write_table_
 from gliofuse.tasks import task_kind

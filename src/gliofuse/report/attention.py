@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from gliofuse.errors import InputDataError
-from gliofuse.evaluation.aggregate import prob_columns
+from gliofuse.evaluation.evaluate import prob_columns
 from gliofuse.io import read_table_
 from gliofuse.report.style import DEFAULT_DPI, figure_style, save_figure
 from gliofuse.report.training import fold_of

@@ -21,7 +21,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from gliofuse.errors import InputDataError
-from gliofuse.evaluation.aggregate import SUMMARY_COLUMNS, prob_columns
+from gliofuse.evaluation.evaluate import SUMMARY_COLUMNS, prob_columns
 from gliofuse.evaluation.metrics import logrank_p
 from gliofuse.evaluation.survival import median_risk_groups
 from gliofuse.io import read_table_
