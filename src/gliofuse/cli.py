@@ -15,6 +15,7 @@ from pathlib import Path
 
 from gliofuse import __version__
 from gliofuse.errors import ConfigError, GliofuseError
+from gliofuse.tasks import TASK_NAMES
 
 log = logging.getLogger("gliofuse")
 Handler = Callable[[argparse.Namespace], None]
@@ -62,10 +63,10 @@ def cmd_config_check(args: argparse.Namespace) -> None:
 
 
 def cmd_models_list(args: argparse.Namespace) -> None:
-    from gliofuse.models.registry import get_card, list_models
+    from gliofuse.models.registry import get_model_card, list_models
 
     for name in list_models(args.pattern):
-        card = get_card(name)
+        card = get_model_card(name)
         print(f"{name:32s} {'+'.join(card.modalities):10s} {','.join(card.tasks):28s} {card.reference}")
 
 
@@ -194,7 +195,7 @@ def cmd_train_fold(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate_model(args: argparse.Namespace) -> None:
-    from gliofuse.evaluation.aggregate import evaluate_model_
+    from gliofuse.evaluation.evaluate import evaluate_model_
 
     cfg = _cfg(args)
     ev = cfg.evaluation
@@ -204,7 +205,7 @@ def cmd_evaluate_model(args: argparse.Namespace) -> None:
 
 
 def cmd_evaluate_summary(args: argparse.Namespace) -> None:
-    from gliofuse.evaluation.aggregate import summarise_
+    from gliofuse.evaluation.evaluate import summarise_
 
     summarise_(metrics_paths=[Path(p) for p in args.metrics], out_summary=Path(args.out))
 
@@ -405,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     g = group("train", "model training")
     p = _add(g, "fold", cmd_train_fold, "train one model on one task and fold")
     p.add_argument("--model", required=True)
-    p.add_argument("--task", required=True, choices=["survival", "grade", "diagnosis"])
+    p.add_argument("--task", required=True, choices=TASK_NAMES)
     p.add_argument("--split", required=True)
     p.add_argument("--labels", required=True)
     p.add_argument("--omics", default=None)

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from gliofuse.errors import ConfigError
+from gliofuse.tasks import TASK_NAMES
 
 SECTIONS: tuple[str, ...] = (
     "demo", "gdc", "labels", "omics", "wsi", "features", "data", "training", "evaluation", "report", "validation",
@@ -30,10 +31,8 @@ class Cohort(StrEnum):
     tcga = "tcga"
 
 
-class Task(StrEnum):
-    survival = "survival"
-    grade = "grade"
-    diagnosis = "diagnosis"
+Task = StrEnum("Task", {name: name for name in TASK_NAMES})
+"""The task names of ``training.tasks`` (:data:`gliofuse.tasks.TASK_NAMES`)."""
 
 
 class DemoConfig(_Section):

@@ -1,4 +1,4 @@
-"""Exception and warning classes. Every message says what, where, the bad value and the fix."""
+"""Exception classes. Every message says what, where, the bad value and the fix."""
 
 from __future__ import annotations
 
@@ -21,11 +21,3 @@ class SlideReadError(GliofuseError, OSError):
 
 class NoComparablePairsError(InputDataError):
     """A concordance index has no comparable pair (e.g. all samples censored)."""
-
-
-class DataQualityWarning(UserWarning):
-    """Data are usable but suspicious (few patients, many censored, ...)."""
-
-
-class LeakageWarning(UserWarning):
-    """A patient appears in more than one split partition."""

@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gliofuse.gdc.double import GdcDouble
 from tests.conftest import REPO
+from tests.fakes.gdc_double import GdcDouble
 from tests.workflow.conftest import SMALL, job_counts, write_config
 
 SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")

@@ -7,8 +7,8 @@ clinical-data export (Ceccarelli et al., Cell 2016); missing values are ``NA``.
 
 from __future__ import annotations
 
-from gliofuse.demo.latent import DAYS_PER_MONTH
 from gliofuse.demo.plan import CohortPlan, PatientPlan, rng_for
+from gliofuse.tasks import DAYS_PER_MONTH
 
 MOLECULAR_COLUMNS: tuple[str, ...] = (
     "Study ID", "Patient ID", "Sample ID", "Neoplasm Histologic Grade", "Neoplasm Histologic Type Name",

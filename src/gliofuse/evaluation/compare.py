@@ -17,10 +17,11 @@ import numpy as np
 import pandas as pd
 
 from gliofuse.errors import InputDataError
-from gliofuse.evaluation.aggregate import prob_columns, task_kind
 from gliofuse.evaluation.bootstrap import paired_bootstrap
+from gliofuse.evaluation.evaluate import prob_columns
 from gliofuse.evaluation.metrics import classification_metrics, concordance_index
 from gliofuse.io import provenance, read_json_, read_table_, write_table_
+from gliofuse.tasks import task_kind
 
 logger = logging.getLogger(__name__)
 

@@ -34,11 +34,12 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from gliofuse.config import FeaturesConfig
-from gliofuse.errors import ConfigError, InputDataError
-from gliofuse.features.checkpoint import Checkpoint, Finished
+from gliofuse.device import resolve_device
+from gliofuse.errors import InputDataError
 from gliofuse.features.encoders import Encoder, create_encoder
 from gliofuse.features.loader import BatchReader, auto_workers, make_loader, resize_uint8
 from gliofuse.features.plan import plan_batches, plan_hash
+from gliofuse.features.resume import Finished, ResumeFolder
 from gliofuse.features.status import FeatureRecord, write_feature_status_
 from gliofuse.features.store import features_complete, write_features_h5_
 from gliofuse.io import config_hash, file_hash, provenance
@@ -46,15 +47,6 @@ from gliofuse.wsi.coords import CoordsFile, read_coords_h5
 from gliofuse.wsi.reader import open_slide
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(spec: str) -> torch.device:
-    """``auto`` → ``cuda`` if available else ``cpu``; an unavailable CUDA device raises ``ConfigError``."""
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if spec.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"features.device = {spec!r} but CUDA is not available; use 'auto' or 'cpu'.")
-    return torch.device(spec)
 
 
 def effective_precision(device: torch.device, precision: str, cpu_bf16: bool = False) -> str:
@@ -140,7 +132,7 @@ def encode_patches(slide_path: str | Path, coords: np.ndarray, *, read_level: in
                    encoder: Encoder, device: torch.device, precision: str = "fp32", batch_size: int = 32,
                    strategy: str = "region", region_px: int = 2048, num_workers: int = 0,
                    prefetch_factor: int = 4, retries: int = 1, compile_model: bool = False,
-                   checkpoint: Checkpoint | None = None, checkpoint_s: float | None = None,
+                   resume: ResumeFolder | None = None, checkpoint_s: float | None = None,
                    progress: tqdm | None = None) -> tuple[np.ndarray, np.ndarray, EncodeStats]:
     """Read and encode the patches at ``coords``.
 
@@ -148,7 +140,7 @@ def encode_patches(slide_path: str | Path, coords: np.ndarray, *, read_level: in
     ----------
     coords : (N, 2) int64 level-0 (x, y) patch corners.
     read_level, read_size : pyramid level and patch side in px of that level (coords h5 attributes).
-    checkpoint : progress folder; batches saved there are not recomputed, new ones are saved every
+    resume : progress folder; batches saved there are not recomputed, new ones are saved every
         ``checkpoint_s`` seconds (None: never).
 
     Returns
@@ -171,8 +163,8 @@ def encode_patches(slide_path: str | Path, coords: np.ndarray, *, read_level: in
                            strategy=strategy, region_px=region_px)
     stats.n_batches = len(batches)
     done: set[int] = set()
-    if checkpoint is not None:
-        for part in checkpoint.load():
+    if resume is not None:
+        for part in resume.load():
             feats[part.rows] = part.features
             failed[part.rows] = part.failed
             done.update(int(b) for b in part.batches)
@@ -180,7 +172,7 @@ def encode_patches(slide_path: str | Path, coords: np.ndarray, *, read_level: in
         if done:
             log.info("resuming %s: %d of %d batches done by an earlier run", Path(slide_path).name, len(done),
                      len(batches))
-        checkpoint.start()
+        resume.start()
     todo = [b.index for b in batches if b.index not in done]
     if progress is not None:
         progress.update(sum(len(batches[i].rows) for i in done))
@@ -205,8 +197,8 @@ def encode_patches(slide_path: str | Path, coords: np.ndarray, *, read_level: in
         ys = torch.cat([p[2] for p in pending]).float().cpu().numpy()
         fl = torch.cat([p[3] for p in pending]).numpy()
         feats[rows], failed[rows] = ys, fl
-        if checkpoint is not None and checkpoint_s is not None:
-            checkpoint.save(Finished(batches=idx, rows=rows, features=ys, failed=fl))
+        if resume is not None and checkpoint_s is not None:
+            resume.save(Finished(batches=idx, rows=rows, features=ys, failed=fl))
         pending.clear()
         last_flush = time.perf_counter()
 
@@ -295,7 +287,7 @@ def extract_slide_(*, slide_path: Path, coords_path: Path, cfg: FeaturesConfig, 
     slide_id = str(cf.attrs["slide_id"])
     rows = subsample(cf.coords, cfg.max_patches_per_slide, seed=seed, slide_id=slide_id)
     coords = cf.coords[rows] if cf.status == "ok" else np.zeros((0, 2), np.int64)
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, key="features.device")
     precision = effective_precision(device, cfg.precision, cfg.cpu_bf16)
     workers = num_workers if num_workers is not None else (
         cfg.num_workers if cfg.num_workers is not None else auto_workers(device))
@@ -313,7 +305,7 @@ def extract_slide_(*, slide_path: Path, coords_path: Path, cfg: FeaturesConfig, 
                  precision, device, cfg.cpu_bf16)
 
     failed = np.zeros(0, bool)
-    checkpoint: Checkpoint | None = None
+    resume: ResumeFolder | None = None
     if cf.status != "ok" or len(coords) == 0:
         record.status, record.reason = "skipped", cf.reason or "no_patches: the coords file has no patches"
         feats = np.zeros((0, encoder.embed_dim), np.float32)
@@ -324,14 +316,14 @@ def extract_slide_(*, slide_path: Path, coords_path: Path, cfg: FeaturesConfig, 
             ds = float(slide.level_downsamples[read_level])
         plan = plan_hash(plan_batches(coords, read_size=read_size, downsample=ds, batch_size=cfg.batch_size,
                                       strategy=cfg.read_strategy, region_px=cfg.region_px))
-        checkpoint = Checkpoint(out_path, f"{key}-{plan}")
+        resume = ResumeFolder(out_path, f"{key}-{plan}")
         with tqdm(total=len(coords), desc=f"features {slide_id}", unit="patch", file=sys.stderr,
                   mininterval=1.0 if sys.stderr.isatty() else 15.0) as bar:
             feats, failed, stats = encode_patches(
                 slide_path, coords, read_level=read_level, read_size=read_size, encoder=encoder, device=device,
                 precision=precision, batch_size=cfg.batch_size, strategy=cfg.read_strategy,
                 region_px=cfg.region_px, num_workers=workers, prefetch_factor=cfg.prefetch_factor,
-                retries=cfg.read_retries, compile_model=cfg.compile, checkpoint=checkpoint,
+                retries=cfg.read_retries, compile_model=cfg.compile, resume=resume,
                 checkpoint_s=cfg.checkpoint_s, progress=bar)
         if not np.isfinite(feats).all():
             raise RuntimeError(f"features of slide {slide_id} contain NaN/inf (encoder {cfg.encoder}, precision "
@@ -360,8 +352,8 @@ def extract_slide_(*, slide_path: Path, coords_path: Path, cfg: FeaturesConfig, 
         "reason": record.reason, "input_size": encoder.input_size, "precision": precision,
         "n_failed_reads": record.n_failed_reads, "n_read_retries": record.n_read_retries, "extract_key": key,
         "provenance": json.dumps(prov, sort_keys=True)}, read_failed=failed if len(failed) else None)
-    if checkpoint is not None:
-        checkpoint.clear()
+    if resume is not None:
+        resume.clear()
     seconds = time.perf_counter() - t0
     record.seconds = round(seconds, 3)
     log.info("features %s: %s, %d patches x %d dims (%s on %s, %s, %d workers), %d failed reads, %.2f s",

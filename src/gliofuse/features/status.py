@@ -51,6 +51,6 @@ def write_feature_status_(path: str | os.PathLike[str], record: FeatureRecord) -
     return d
 
 
-def read_feature_status(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_feature_status_(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a features status JSON (``InputDataError`` if missing or malformed)."""
     return read_json_(path, what="features status file")

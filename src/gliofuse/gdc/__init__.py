@@ -4,5 +4,6 @@
 * ``query``: the cohort query (diagnostic slides, STAR - Counts files, clinical cases) and the manifest.
 * ``manifest``: the manifest TSV (``id filename md5 size state kind patient_id``), file-name checks, layout.
 * ``download``: per-file download with HTTP Range resume, size + md5 verification and atomic rename.
-* ``double``: a local GDC test double (real HTTP server on 127.0.0.1) serving a data root in GDC layout.
+
+The GDC API test double the tests run against lives in ``tests/fakes/gdc_double.py``.
 """

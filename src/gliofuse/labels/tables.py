@@ -11,9 +11,9 @@ import pandas as pd
 
 from gliofuse.errors import InputDataError
 from gliofuse.io import provenance, read_json_, write_table_
-from gliofuse.labels.classes import DIAGNOSIS_CLASSES
 from gliofuse.labels.clinical import cases_from_envelope, survival_table
 from gliofuse.labels.who2021 import who2021_from_molecular
+from gliofuse.tasks import DIAGNOSIS_CLASSES
 
 log = logging.getLogger(__name__)
 

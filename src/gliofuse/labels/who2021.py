@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from gliofuse.labels.classes import DAYS_PER_MONTH, DIAGNOSIS_CLASSES
+from gliofuse.tasks import DAYS_PER_MONTH, DIAGNOSIS_CLASSES
 
 ASTRO, OLIGO, GBM = DIAGNOSIS_CLASSES
 

@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import torch
 from torch import Tensor, nn
 
 if TYPE_CHECKING:
@@ -100,8 +99,3 @@ def require_input(x: Tensor | None, name: str, model: str) -> Tensor:
         raise ValueError(f"model {model!r} needs batch.{name}, but the batch has none. "
                          f"Build the dataset with the {name.split('_')[0]} modality.")
     return x
-
-
-def as_float(x: Tensor) -> Tensor:
-    """Cast to float32 unless already floating."""
-    return x if torch.is_floating_point(x) else x.float()

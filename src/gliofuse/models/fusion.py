@@ -10,8 +10,9 @@ import torch
 from gliofuse.models.base import FusionModel, ModelOutput, require_input
 from gliofuse.models.layers import mlp
 from gliofuse.models.mil import ABMILEncoder
-from gliofuse.models.registry import KNOWN_TASKS, register_model
+from gliofuse.models.registry import register_model
 from gliofuse.models.snn import SNNEncoder
+from gliofuse.tasks import TASK_NAMES
 
 if TYPE_CHECKING:
     from torch import nn
@@ -51,7 +52,7 @@ def _create_concat(*, input_dims: dict[str, int], wsi_embed_dim: int, attn_dim: 
                         fusion_dim=int(fusion_dim), dropout=float(dropout))
 
 
-@register_model(family="concat_fusion", modalities=("wsi", "omics"), tasks=KNOWN_TASKS,
+@register_model(family="concat_fusion", modalities=("wsi", "omics"), tasks=TASK_NAMES,
                 reference="gliofuse late-fusion baseline: ABMIL (arXiv:1802.04712) + SNN (arXiv:1706.02515)",
                 defaults={"wsi_embed_dim": 128, "attn_dim": 64, "omics_hidden_dims": [256, 128],
                           "fusion_dim": 128, "dropout": 0.25},

@@ -25,7 +25,8 @@ from gliofuse.models.attention import GatedKroneckerFusion
 from gliofuse.models.base import FusionModel, ModelOutput
 from gliofuse.models.layers import mlp
 from gliofuse.models.mcat import MCAT_GENE_SETS, CoAttentionExtractor, gene_set_dims
-from gliofuse.models.registry import KNOWN_TASKS, register_model
+from gliofuse.models.registry import register_model
+from gliofuse.tasks import TASK_NAMES
 
 if TYPE_CHECKING:
     from gliofuse.data.batch import Batch
@@ -91,13 +92,13 @@ _NOTES = ("Design from the abstract only (spec §3.2, an [I] design; no code, no
           "are masked out of L_grade.")
 
 
-@register_model(family="m2f", modalities=("wsi", "omics"), tasks=KNOWN_TASKS, reference=M2F_REFERENCE,
+@register_model(family="m2f", modalities=("wsi", "omics"), tasks=TASK_NAMES, reference=M2F_REFERENCE,
                 defaults={**_DEFAULTS, "loss_weighting": "fixed"}, notes=_NOTES + " Fixed lambda.")
 def m2f(*, input_dims: dict[str, int], **kwargs: object) -> FusionModel:
     return _create_m2f(input_dims=input_dims, **kwargs)  # type: ignore[arg-type]
 
 
-@register_model(family="m2f", modalities=("wsi", "omics"), tasks=KNOWN_TASKS, reference=M2F_REFERENCE,
+@register_model(family="m2f", modalities=("wsi", "omics"), tasks=TASK_NAMES, reference=M2F_REFERENCE,
                 defaults=dict(_DEFAULTS), ablation_of="m2f",
                 notes=_NOTES + " Loss weights learned by homoscedastic uncertainty (Kendall et al. 2018): "
                 "L = sum_t exp(-s_t) L_t + s_t with one learnable log-variance s_t per task (history.tsv: "
@@ -106,7 +107,7 @@ def m2f_uncertainty(*, input_dims: dict[str, int], **kwargs: object) -> FusionMo
     return _create_m2f(input_dims=input_dims, loss_weighting="uncertainty", **kwargs)  # type: ignore[arg-type]
 
 
-@register_model(family="m2f", modalities=("wsi", "omics"), tasks=KNOWN_TASKS, reference=M2F_REFERENCE,
+@register_model(family="m2f", modalities=("wsi", "omics"), tasks=TASK_NAMES, reference=M2F_REFERENCE,
                 defaults=dict(_DEFAULTS), ablation_of="m2f",
                 notes=_NOTES + " Single-task ablation: the same network trained for the job's task only (leave "
                 "training.multitask off for this name), i.e. lambda = 0 for survival jobs and no survival loss for "

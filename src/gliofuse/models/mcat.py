@@ -20,9 +20,10 @@ from gliofuse.errors import ConfigError
 from gliofuse.models.attention import CoAttention, TokenEncoder
 from gliofuse.models.base import FusionModel, ModelOutput, require_input
 from gliofuse.models.layers import GatedAttentionPooling, mlp
-from gliofuse.models.registry import KNOWN_TASKS, register_model
+from gliofuse.models.registry import register_model
 from gliofuse.models.snn import SNNEncoder
 from gliofuse.omics.genesets import GROUPS
+from gliofuse.tasks import TASK_NAMES
 
 if TYPE_CHECKING:
     from gliofuse.data.batch import Batch
@@ -123,7 +124,7 @@ def _create_mcat(*, input_dims: dict[str, int], gene_sets: Sequence[str], dim: i
                 layers=int(layers), ff_dim=int(ff_dim), dropout=float(dropout))
 
 
-@register_model(family="mcat", modalities=("wsi", "omics"), tasks=KNOWN_TASKS, reference=MCAT_REFERENCE,
+@register_model(family="mcat", modalities=("wsi", "omics"), tasks=TASK_NAMES, reference=MCAT_REFERENCE,
                 defaults={"gene_sets": MCAT_GENE_SETS, "dim": 256, "heads": 8, "layers": 2, "ff_dim": 512,
                           "dropout": 0.25},
                 notes="Genomic-guided co-attention (1 head, genomic queries over the patches), a 2-layer transformer "

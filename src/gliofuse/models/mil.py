@@ -11,7 +11,8 @@ from torch import Tensor, nn
 
 from gliofuse.models.base import FusionModel, ModelOutput, require_input
 from gliofuse.models.layers import GatedAttentionPooling
-from gliofuse.models.registry import KNOWN_TASKS, register_model
+from gliofuse.models.registry import register_model
+from gliofuse.tasks import TASK_NAMES
 
 if TYPE_CHECKING:
     from gliofuse.data.batch import Batch
@@ -55,7 +56,7 @@ def _create_abmil(*, input_dims: dict[str, int], embed_dim: int, attn_dim: int, 
                  dropout=float(dropout))
 
 
-@register_model(family="mil", modalities=("wsi",), tasks=KNOWN_TASKS, reference=ABMIL_REFERENCE,
+@register_model(family="mil", modalities=("wsi",), tasks=TASK_NAMES, reference=ABMIL_REFERENCE,
                 defaults={"embed_dim": 128, "attn_dim": 64, "dropout": 0.25},
                 notes="Gated attention (Eq. 9) over pre-extracted patch embeddings; the instance "
                       "projection replaces the paper's CNN feature extractor.")

@@ -25,9 +25,10 @@ from gliofuse.errors import ConfigError
 from gliofuse.models.attention import TokenEncoder
 from gliofuse.models.base import FusionModel, ModelOutput, require_input
 from gliofuse.models.layers import GatedAttentionPooling, mlp
-from gliofuse.models.registry import KNOWN_TASKS, register_model
+from gliofuse.models.registry import register_model
 from gliofuse.models.snn import SNNEncoder
 from gliofuse.omics import foundation
+from gliofuse.tasks import TASK_NAMES
 
 if TYPE_CHECKING:
     from gliofuse.data.batch import Batch
@@ -266,13 +267,13 @@ _NOTES = (
     "averaged over events (PF averages over the batch).")
 
 
-@register_model(family="path_gptomic", modalities=("wsi", "omics"), tasks=KNOWN_TASKS,
+@register_model(family="path_gptomic", modalities=("wsi", "omics"), tasks=TASK_NAMES,
                 reference=PATH_GPTOMIC_REFERENCE, defaults=dict(_DEFAULTS), notes=_NOTES)
 def path_gptomic(*, input_dims: dict[str, int], **kwargs: Any) -> FusionModel:
     return _create_path_gptomic(input_dims=input_dims, **kwargs)
 
 
-@register_model(family="path_gptomic", modalities=("wsi", "omics"), tasks=KNOWN_TASKS,
+@register_model(family="path_gptomic", modalities=("wsi", "omics"), tasks=TASK_NAMES,
                 reference=PATH_GPTOMIC_REFERENCE, defaults={k: v for k, v in _DEFAULTS.items() if k != "gm_mode"},
                 ablation_of="path_gptomic",
                 notes="Concat fusion without gradient modulation (paper Table 3 'Concat'): rho and c are still "
@@ -281,7 +282,7 @@ def path_gptomic_no_gm(*, input_dims: dict[str, int], **kwargs: Any) -> FusionMo
     return _create_path_gptomic(input_dims=input_dims, gm_mode="off", **kwargs)
 
 
-@register_model(family="path_gptomic", modalities=("wsi", "omics"), tasks=KNOWN_TASKS,
+@register_model(family="path_gptomic", modalities=("wsi", "omics"), tasks=TASK_NAMES,
                 reference=PATH_GPTOMIC_REFERENCE,
                 defaults={k: v for k, v in _DEFAULTS.items()
                           if k not in ("rna_encoder", "rna_dim", "rna_seed", "sc_reference", "smoothing_steps",

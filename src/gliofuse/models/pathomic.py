@@ -13,8 +13,9 @@ from torch import nn
 from gliofuse.models.attention import GatedKroneckerFusion
 from gliofuse.models.base import FusionModel, ModelOutput, require_input
 from gliofuse.models.mil import ABMILEncoder
-from gliofuse.models.registry import KNOWN_TASKS, register_model
+from gliofuse.models.registry import register_model
 from gliofuse.models.snn import SNNEncoder
+from gliofuse.tasks import TASK_NAMES
 
 if TYPE_CHECKING:
     from gliofuse.data.batch import Batch
@@ -58,7 +59,7 @@ def _create_pathomic(*, input_dims: dict[str, int], path_dim: int, attn_dim: int
                           fusion_dim=int(fusion_dim), dropout=float(dropout))
 
 
-@register_model(family="pathomic", modalities=("wsi", "omics"), tasks=KNOWN_TASKS, reference=PATHOMIC_REFERENCE,
+@register_model(family="pathomic", modalities=("wsi", "omics"), tasks=TASK_NAMES, reference=PATHOMIC_REFERENCE,
                 defaults={"path_dim": 32, "attn_dim": 32, "omics_hidden_dims": [64, 48, 32, 32], "fusion_dim": 64,
                           "dropout": 0.25},
                 notes="Bimodal (histology + genomics) gated Kronecker fusion: bilinear gates, 1-appended 33 x 33 "

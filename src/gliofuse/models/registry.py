@@ -19,12 +19,12 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gliofuse.errors import ConfigError
+from gliofuse.tasks import TASK_NAMES
 
 if TYPE_CHECKING:
     from gliofuse.models.base import FusionModel
 
 MODALITIES: tuple[str, ...] = ("wsi", "omics")
-KNOWN_TASKS: tuple[str, ...] = ("survival", "grade", "diagnosis")
 
 
 @dataclass(frozen=True)
@@ -87,11 +87,11 @@ def register_model(
     mods = tuple(modalities)
     tsk = tuple(tasks)
     bad_mods = [m for m in mods if m not in MODALITIES]
-    bad_tasks = [t for t in tsk if t not in KNOWN_TASKS]
+    bad_tasks = [t for t in tsk if t not in TASK_NAMES]
     if not mods or bad_mods:
         raise ValueError(f"register_model: modalities must be a non-empty subset of {MODALITIES}, got {mods}.")
     if not tsk or bad_tasks:
-        raise ValueError(f"register_model: tasks must be a non-empty subset of {KNOWN_TASKS}, got {tsk}.")
+        raise ValueError(f"register_model: tasks must be a non-empty subset of {TASK_NAMES}, got {tsk}.")
 
     def decorator(fn: Callable[..., FusionModel]) -> Callable[..., FusionModel]:
         name = fn.__name__
@@ -126,9 +126,6 @@ def get_model_card(name: str) -> ModelCard:
     if name not in _REGISTRY:
         raise _unknown_model_error(name)
     return _REGISTRY[name].card
-
-
-get_card = get_model_card  # short alias used by ``gliofuse models list``
 
 
 def list_models(pattern: str = "*", modality: str | None = None, task: str | None = None) -> list[str]:

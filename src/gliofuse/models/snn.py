@@ -10,7 +10,8 @@ from torch import Tensor, nn
 
 from gliofuse.models.base import FusionModel, ModelOutput, require_input
 from gliofuse.models.layers import SNNBlock
-from gliofuse.models.registry import KNOWN_TASKS, register_model
+from gliofuse.models.registry import register_model
+from gliofuse.tasks import TASK_NAMES
 
 if TYPE_CHECKING:
     from gliofuse.data.batch import Batch
@@ -64,7 +65,7 @@ def _create_snn(*, input_dims: dict[str, int], hidden_dims: Sequence[int], dropo
                activation=str(activation))
 
 
-@register_model(family="snn", modalities=("omics",), tasks=KNOWN_TASKS, reference=SNN_REFERENCE,
+@register_model(family="snn", modalities=("omics",), tasks=TASK_NAMES, reference=SNN_REFERENCE,
                 defaults={"hidden_dims": [256, 256], "dropout": 0.25, "activation": "selu"},
                 notes="Linear+SELU+AlphaDropout blocks with LeCun-normal init (activation: elu gives PF's "
                       "MaxNet / MCAT's SNN_Block); input is the train-fold z-scored top-variance genes.")

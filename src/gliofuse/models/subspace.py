@@ -30,8 +30,9 @@ from torch import Tensor, nn
 from gliofuse.errors import ConfigError
 from gliofuse.models.base import FusionModel, ModelOutput, require_input
 from gliofuse.models.deformable import CrossAttention2D, DeformableCrossAttention2D
-from gliofuse.models.registry import KNOWN_TASKS, register_model
+from gliofuse.models.registry import register_model
 from gliofuse.models.tokenmap import TOKEN_MAPS, build_token_map
+from gliofuse.tasks import TASK_NAMES
 
 if TYPE_CHECKING:
     from gliofuse.data.batch import Batch
@@ -332,14 +333,14 @@ _NOTES = (
     "code's reflection rescaled to the orthogonal norm); 'off' logs the dynamics without changing gradients.")
 
 
-@register_model(family="subspace_fusion", modalities=("wsi", "omics"), tasks=KNOWN_TASKS,
+@register_model(family="subspace_fusion", modalities=("wsi", "omics"), tasks=TASK_NAMES,
                 reference=SUBSPACE_REFERENCE, defaults={**_COMMON, **_DEFORM, **_CONSISTENCY, **_GC},
                 notes=_NOTES)
 def subspace_fusion(*, input_dims: dict[str, int], **kwargs: Any) -> FusionModel:
     return _create_subspace(input_dims=input_dims, **kwargs)
 
 
-@register_model(family="subspace_fusion", modalities=("wsi", "omics"), tasks=KNOWN_TASKS,
+@register_model(family="subspace_fusion", modalities=("wsi", "omics"), tasks=TASK_NAMES,
                 reference=SUBSPACE_REFERENCE, defaults={**_COMMON, **_DEFORM, **_CONSISTENCY},
                 ablation_of="subspace_fusion",
                 notes="No subspace split: one gene encoder over the union of the two gene sets and one histology "
@@ -348,7 +349,7 @@ def subspace_fusion_no_split(*, input_dims: dict[str, int], **kwargs: Any) -> Fu
     return _create_subspace(input_dims=input_dims, split=False, **kwargs)
 
 
-@register_model(family="subspace_fusion", modalities=("wsi", "omics"), tasks=KNOWN_TASKS,
+@register_model(family="subspace_fusion", modalities=("wsi", "omics"), tasks=TASK_NAMES,
                 reference=SUBSPACE_REFERENCE, defaults={**_COMMON, **_GC}, ablation_of="subspace_fusion",
                 notes="No deformable attention: plain multi-head cross-attention from every gene-conditioned token "
                       "to every valid histology token of the map. Without sampling positions there is no "
@@ -357,14 +358,14 @@ def subspace_fusion_no_deform(*, input_dims: dict[str, int], **kwargs: Any) -> F
     return _create_subspace(input_dims=input_dims, attention="plain", consistency_weight=0.0, **kwargs)
 
 
-@register_model(family="subspace_fusion", modalities=("wsi", "omics"), tasks=KNOWN_TASKS,
+@register_model(family="subspace_fusion", modalities=("wsi", "omics"), tasks=TASK_NAMES,
                 reference=SUBSPACE_REFERENCE, defaults={**_COMMON, **_DEFORM, **_GC}, ablation_of="subspace_fusion",
                 notes="No gene-guided consistency loss (deformable attention and gradient coordination kept).")
 def subspace_fusion_no_cons(*, input_dims: dict[str, int], **kwargs: Any) -> FusionModel:
     return _create_subspace(input_dims=input_dims, consistency_weight=0.0, **kwargs)
 
 
-@register_model(family="subspace_fusion", modalities=("wsi", "omics"), tasks=KNOWN_TASKS,
+@register_model(family="subspace_fusion", modalities=("wsi", "omics"), tasks=TASK_NAMES,
                 reference=SUBSPACE_REFERENCE, defaults={**_COMMON, **_DEFORM, **_CONSISTENCY},
                 ablation_of="subspace_fusion",
                 notes="No gradient coordination: the fusion-head gradients are left as they are; the policy still "

@@ -12,7 +12,8 @@ from torch import nn
 
 from gliofuse.models.attention import PPEG, TransformerBlock
 from gliofuse.models.base import FusionModel, ModelOutput, require_input
-from gliofuse.models.registry import KNOWN_TASKS, register_model
+from gliofuse.models.registry import register_model
+from gliofuse.tasks import TASK_NAMES
 
 if TYPE_CHECKING:
     from gliofuse.data.batch import Batch
@@ -61,7 +62,7 @@ def _create_transmil(*, input_dims: dict[str, int], dim: int, heads: int, ff_mul
                     dropout=float(dropout))
 
 
-@register_model(family="mil", modalities=("wsi",), tasks=KNOWN_TASKS, reference=TRANSMIL_REFERENCE,
+@register_model(family="mil", modalities=("wsi",), tasks=TASK_NAMES, reference=TRANSMIL_REFERENCE,
                 defaults={"dim": 256, "heads": 8, "ff_mult": 2, "dropout": 0.1},
                 notes="Two transformer layers with PPEG between them over pre-extracted patch features. Deviations: "
                       "Nystrom attention is replaced by exact multi-head self-attention (bags here are small enough); "

@@ -20,10 +20,11 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from gliofuse.errors import InputDataError
-from gliofuse.evaluation.aggregate import prob_columns, task_kind
+from gliofuse.evaluation.evaluate import prob_columns
 from gliofuse.io import read_table_
 from gliofuse.report.style import DEFAULT_DPI, figure_style, save_figure
 from gliofuse.report.training import fold_of
+from gliofuse.tasks import task_kind
 
 logger = logging.getLogger(__name__)
 

@@ -21,12 +21,12 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from gliofuse.errors import InputDataError
-from gliofuse.evaluation.aggregate import SUMMARY_COLUMNS, prob_columns, task_kind
+from gliofuse.evaluation.evaluate import SUMMARY_COLUMNS, prob_columns
 from gliofuse.evaluation.metrics import logrank_p
 from gliofuse.evaluation.survival import median_risk_groups
 from gliofuse.io import read_table_
 from gliofuse.report.style import DEFAULT_DPI, figure_style, save_figure
-from gliofuse.tasks import DIAGNOSIS_CLASSES, GRADE_CLASSES
+from gliofuse.tasks import DIAGNOSIS_CLASSES, GRADE_CLASSES, task_kind
 
 logger = logging.getLogger(__name__)
 

@@ -11,10 +11,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from gliofuse.errors import InputDataError
-from gliofuse.evaluation.aggregate import task_kind
 from gliofuse.evaluation.compare import COMPARISON_COLUMNS, COMPARISON_METRICS, KIND_ABLATION
 from gliofuse.io import read_table_
 from gliofuse.report.style import DEFAULT_DPI, figure_style, save_figure
+from gliofuse.tasks import task_kind
 
 
 def format_p(p: float) -> str:

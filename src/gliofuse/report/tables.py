@@ -14,13 +14,13 @@ from typing import Any
 
 import pandas as pd
 
-from gliofuse.evaluation.aggregate import (
+from gliofuse.evaluation.compare import COMPARISON_COLUMNS, cards_json
+from gliofuse.evaluation.evaluate import (
     CLASSIFICATION_METRICS,
     LOWER_IS_BETTER,
     SUMMARY_COLUMNS,
     SURVIVAL_METRICS,
 )
-from gliofuse.evaluation.compare import COMPARISON_COLUMNS, cards_json
 from gliofuse.io import read_json_, read_table_, sidecar_path, write_text_atomic_
 from gliofuse.report.forest import format_p
 

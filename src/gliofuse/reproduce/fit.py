@@ -52,7 +52,8 @@ def fit_published_split_(*, cfg: GliofuseConfig, job: ValidationJob, out_root: P
     """
     import torch
 
-    from gliofuse.data.datasets import PatientBagDataset, Targets
+    from gliofuse.data.batch import Targets
+    from gliofuse.data.datasets import PatientBagDataset
     from gliofuse.models.registry import create_model, get_model_card, resolve_model_params
     from gliofuse.tasks import get_task
     from gliofuse.training.cv import is_fold_done

@@ -17,7 +17,7 @@ _EXPORTS = {
     "gliofuse.wsi.patch": ("REASON_MISSING_MPP", "REASON_NO_TISSUE", "patch_slide_", "slide_id_of"),
     "gliofuse.wsi.reader": ("magnification", "open_slide", "read_downsampled", "read_region_rgb", "slide_mpp"),
     "gliofuse.wsi.segment": ("TissueMask", "segment_image", "segment_tissue"),
-    "gliofuse.wsi.state": ("SlideRecord", "SlideStatus", "read_status", "write_status_"),
+    "gliofuse.wsi.status": ("SlideRecord", "SlideStatus", "read_status_", "write_status_"),
 }
 _WHERE = {name: mod for mod, names in _EXPORTS.items() for name in names}
 __all__ = [
@@ -40,7 +40,7 @@ __all__ = [
     "read_downsampled",
     "read_overrides",
     "read_region_rgb",
-    "read_status",
+    "read_status_",
     "segment_image",
     "segment_tissue",
     "slide_config",

@@ -21,7 +21,7 @@ from gliofuse.wsi.overrides import read_overrides, slide_config
 from gliofuse.wsi.qc import render_contours, render_qc, write_jpeg_, write_qc_png_
 from gliofuse.wsi.reader import magnification, open_slide, read_downsampled, slide_mpp
 from gliofuse.wsi.segment import TissueMask, segment_tissue
-from gliofuse.wsi.state import SlideRecord, SlideStatus, write_status_
+from gliofuse.wsi.status import SlideRecord, SlideStatus, write_status_
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def patch_slide_(*, slide_path: Path, cfg: WsiConfig, out_coords: Path, out_qc: 
     out_coords : coords h5 (docs/data-contracts.md §4): ``coords`` (N, 2) int64 level-0 (x, y),
         ``tissue_fraction`` (N,) float32 and the geometry/provenance attributes.
     out_qc : PNG grid overlay: thumbnail with the tissue outline and the kept patch grid.
-    out_status : status JSON (:class:`~gliofuse.wsi.state.SlideRecord`).
+    out_status : status JSON (:class:`~gliofuse.wsi.status.SlideRecord`).
     mpp_override : µm per level-0 px to use instead of the slide metadata (beats an ``mpp`` CSV cell).
     out_geojson : tissue polygons with holes in level-0 px (GeoJSON FeatureCollection); None: not written.
     out_thumbnail : JPEG thumbnail (long side ``QC_MAX_SIDE_PX``); None: not written.

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from gliofuse.evaluation.aggregate import evaluate_model_
+from gliofuse.evaluation.evaluate import evaluate_model_
 from gliofuse.evaluation.metrics import integrated_brier_score
 from gliofuse.evaluation.survival import discrete_hazard_survival, hazard_columns, time_grid
 

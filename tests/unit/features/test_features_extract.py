@@ -13,7 +13,7 @@ import torch
 from gliofuse.config import FeaturesConfig
 from gliofuse.errors import ConfigError, InputDataError
 from gliofuse.features.encoders import Encoder, create_encoder
-from gliofuse.features.extract import DevicePreprocess, extract_slide_, resolve_device, subsample
+from gliofuse.features.extract import DevicePreprocess, extract_slide_, subsample
 from gliofuse.features.loader import BatchReader
 from gliofuse.features.plan import plan_batches
 from gliofuse.features.store import read_features_h5_
@@ -194,15 +194,20 @@ def test_coords_from_another_slide(cmu_coords: tuple[Path, Path], skipped_coords
 
 def test_device_and_precision_on_cpu(cmu_coords: tuple[Path, Path], cmu_features: tuple[Path, dict],
                                      tmp_path: Path) -> None:
-    """bf16 autocast applies on CUDA only: on CPU the result equals fp32; an absent GPU is a ConfigError."""
+    """bf16 autocast applies on CUDA only: on CPU the result equals fp32."""
     slide, coords = cmu_coords
     _extract(slide, coords, tmp_path / "bf16.h5", device="cpu", precision="bf16", batch_size=5)
     np.testing.assert_array_equal(read_features_h5_(tmp_path / "bf16.h5").features,
                                   read_features_h5_(cmu_features[0]).features)
-    assert resolve_device("cpu").type == "cpu"
-    if not torch.cuda.is_available():
-        with pytest.raises(ConfigError, match=r"features\.device"):
-            _extract(slide, coords, tmp_path / "gpu.h5", device="cuda")
+
+
+def test_absent_gpu_is_a_config_error_naming_features_device(cmu_coords: tuple[Path, Path], tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    slide, coords = cmu_coords
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ConfigError, match=r"features\.device = 'cuda' but CUDA is not available"):
+        _extract(slide, coords, tmp_path / "gpu.h5", device="cuda")
+    assert not (tmp_path / "gpu.h5").exists()
 
 
 def test_cpu_bf16_is_opt_in(cmu_coords: tuple[Path, Path], cmu_features: tuple[Path, dict], tmp_path: Path) -> None:

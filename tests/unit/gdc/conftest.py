@@ -9,7 +9,7 @@ import pytest
 
 from gliofuse.config import DemoConfig
 from gliofuse.gdc.client import GdcClient, RetryPolicy
-from gliofuse.gdc.double import GdcDouble
+from tests.fakes.gdc_double import GdcDouble
 
 DEMO_SEED = 11
 

@@ -11,8 +11,8 @@ import requests
 
 from gliofuse.errors import ConfigError
 from gliofuse.gdc.client import GdcClient, GdcError, RetryPolicy, load_token, parse_retry_after
-from gliofuse.gdc.double import BadRequest, match_filter, pagination, project
 from gliofuse.gdc.query import SLIDE_FIELDS, and_, in_, slide_filters
+from tests.fakes.gdc_double import BadRequest, match_filter, pagination, project
 
 
 def _slides_total(double) -> int:

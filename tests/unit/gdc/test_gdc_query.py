@@ -163,7 +163,7 @@ def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 def test_cli_query_and_download_never_leak_the_token(demo_root, tmp_path):
-    from gliofuse.gdc.double import GdcDouble
+    from tests.fakes.gdc_double import GdcDouble
 
     secret = "tok-9f2c4e71d0b8a3-SECRET"
     root = tmp_path / "data"

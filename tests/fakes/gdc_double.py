@@ -25,7 +25,7 @@ Example::
     with GdcDouble(Path("results/demo")) as gdc:
         client = GdcClient(api_url=gdc.url)
 
-or from a shell: ``python -m gliofuse.gdc.double --data-root results/demo --port 8765``.
+or from a shell: ``python -m tests.fakes.gdc_double --data-root results/demo --port 8765``.
 """
 
 from __future__ import annotations
@@ -613,8 +613,8 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Serve a data root until interrupted: ``python -m gliofuse.gdc.double --data-root DIR``."""
-    p = argparse.ArgumentParser(prog="python -m gliofuse.gdc.double", description=__doc__.split("\n\n")[0])
+    """Serve a data root until interrupted: ``python -m tests.fakes.gdc_double --data-root DIR``."""
+    p = argparse.ArgumentParser(prog="python -m tests.fakes.gdc_double", description=__doc__.split("\n\n")[0])
     p.add_argument("--data-root", required=True, help="folder in GDC layout (slides/, rnaseq/, metadata/)")
     p.add_argument("--port", type=int, default=8765)
     args = p.parse_args(argv)

@@ -54,6 +54,6 @@ def write_status_(path: str | os.PathLike[str], record: SlideRecord) -> dict[str
     return d
 
 
-def read_status(path: str | os.PathLike[str]) -> dict[str, Any]:
+def read_status_(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a status JSON (``InputDataError`` if missing or malformed)."""
     return read_json_(path, what="slide status file")

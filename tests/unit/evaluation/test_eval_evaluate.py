@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from gliofuse.errors import InputDataError
-from gliofuse.evaluation.aggregate import evaluate_model_, summarise_
+from gliofuse.evaluation.evaluate import evaluate_model_, summarise_
 from gliofuse.evaluation.metrics import classification_metrics, concordance_index
 
 CLASSES = ("astrocytoma_idhmut", "oligodendroglioma_idhmut_codel", "glioblastoma_idhwt")
@@ -159,7 +159,7 @@ def test_breslow_fails_softly_without_training_events(tmp_path: Path) -> None:
 
 
 def test_evaluation_does_not_import_torch() -> None:
-    code = ("import sys, gliofuse.evaluation.aggregate, gliofuse.evaluation.compare, gliofuse.report.figures, "
+    code = ("import sys, gliofuse.evaluation.evaluate, gliofuse.evaluation.compare, gliofuse.report.figures, "
             "gliofuse.report.training, gliofuse.report.forest, gliofuse.report.attention, gliofuse.report.tables; "
             "assert 'torch' not in sys.modules, 'torch imported'")
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -32,6 +32,7 @@ from gliofuse.evaluation.survival import (
     time_grid,
 )
 from gliofuse.io import provenance, read_table_, write_table_
+from gliofuse.tasks import task_kind
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +47,6 @@ LOWER_IS_BETTER: frozenset[str] = frozenset({"ibs", "logrank_p"})
 METRICS_COLUMNS: tuple[str, ...] = ("model", "task", "fold", "metric", "value", "ci_low", "ci_high")
 SUMMARY_COLUMNS: tuple[str, ...] = ("model", "task", "metric", "mean", "sd", "pooled", "ci_low", "ci_high")
 PROB_TOL = 1e-3
-
-
-def task_kind(task: str) -> str:
-    """``"survival"`` for the survival task, ``"classification"`` otherwise."""
-    return "survival" if task == "survival" else "classification"
 
 
 def prob_columns(df: pd.DataFrame) -> list[str]:

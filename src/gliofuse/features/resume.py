@@ -33,7 +33,7 @@ class Finished:
     failed: np.ndarray
 
 
-class Checkpoint:
+class ResumeFolder:
     """Progress folder ``<out_path>.partial`` for the run identified by ``key``."""
 
     def __init__(self, out_path: str | os.PathLike[str], key: str) -> None:

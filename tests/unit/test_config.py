@@ -1,9 +1,11 @@
+"""gliofuse.config: parsing, named errors, per-stage snapshots, the task enum."""
+
 import pytest
 import yaml
 
-from gliofuse.config import GliofuseConfig, load_config, parse_config, section_snapshot
+from gliofuse.config import GliofuseConfig, Task, load_config, parse_config, section_snapshot
 from gliofuse.errors import ConfigError
-from gliofuse.io import atomic_path, file_hash, provenance
+from gliofuse.tasks import TASK_NAMES
 from tests.conftest import REPO
 
 
@@ -11,6 +13,16 @@ def test_root_config_is_valid_and_round_trips():
     cfg = load_config(REPO / "config.yaml")
     again = parse_config(cfg.model_dump(mode="json"))
     assert again == cfg
+
+
+def test_config_task_enum_is_the_task_vocabulary():
+    assert tuple(Task) == TASK_NAMES
+    assert GliofuseConfig().training.tasks == list(TASK_NAMES)
+
+
+def test_unknown_task_is_named():
+    with pytest.raises(ConfigError, match=r"training\.tasks"):
+        parse_config({"training": {"tasks": ["stage"]}})
 
 
 def test_unknown_key_is_named():
@@ -34,24 +46,3 @@ def test_snapshot_has_one_section_and_parses(tmp_path):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yaml")
-
-
-def test_atomic_path_leaves_nothing_on_error(tmp_path):
-    target = tmp_path / "out.txt"
-    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
-        tmp.write_text("partial")
-        raise RuntimeError("killed")
-    assert not target.exists() and list(tmp_path.iterdir()) == []
-
-
-def test_provenance_hashes_inputs_and_config(tmp_path):
-    a = tmp_path / "a.txt"
-    a.write_text("x")
-    p1 = provenance(config={"k": 1}, inputs={"a": a})
-    a.write_text("y")
-    p2 = provenance(config={"k": 1}, inputs={"a": a})
-    assert p1["inputs"]["a"] != p2["inputs"]["a"] and p1["config_hash"] == p2["config_hash"]
-    assert provenance(config={"k": 2})["config_hash"] != p1["config_hash"]
-    big = tmp_path / "big.bin"
-    big.write_bytes(b"\0" * (9 * 1024 * 1024))
-    assert file_hash(big).startswith("sha256-ht:")
