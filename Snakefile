@@ -12,6 +12,7 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/config.smk"
 include: "workflow/rules/gdc.smk"
 include: "workflow/rules/demo.smk"
 include: "workflow/rules/labels.smk"

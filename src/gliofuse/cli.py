@@ -216,7 +216,8 @@ def cmd_evaluate_compare(args: argparse.Namespace) -> None:
     cfg = _cfg(args)
     compare_models_(oof_paths=[Path(p) for p in args.oof], reference=args.reference,
                     cards_path=Path(args.cards) if args.cards else None, n_bootstrap=cfg.evaluation.n_bootstrap,
-                    seed=cfg.seed, out_comparisons=Path(args.out_comparisons), out_ablation=Path(args.out_ablation))
+                    seed=cfg.seed, out_comparisons=Path(args.out_comparisons), out_ablation=Path(args.out_ablation),
+                    card_predictions=[Path(p) for p in args.predictions or []])
 
 
 def _vector(args: argparse.Namespace) -> Path | None:
@@ -284,9 +285,10 @@ def cmd_report_markdown(args: argparse.Namespace) -> None:
 
 
 def cmd_report_cards(args: argparse.Namespace) -> None:
-    from gliofuse.report.tables import model_cards_
+    from gliofuse.evaluation.cards import write_model_cards_
 
-    model_cards_(models=args.models, prediction_paths=[Path(p) for p in args.predictions or []], out=Path(args.out))
+    write_model_cards_(models=args.models, prediction_paths=[Path(p) for p in args.predictions or []],
+                       out=Path(args.out))
 
 
 def cmd_validate_fit(args: argparse.Namespace) -> None:
@@ -428,7 +430,10 @@ def build_parser() -> argparse.ArgumentParser:
              "paired bootstrap comparisons against the reference model, and the ablation table")
     p.add_argument("--oof", nargs="+", required=True, help="predictions_oof.tsv of every model and task")
     p.add_argument("--reference", required=True, help="the main model (evaluation.reference_model)")
-    p.add_argument("--cards", default=None, help="model cards JSON (gliofuse report cards); needed for ablations")
+    cards = p.add_mutually_exclusive_group()
+    cards.add_argument("--cards", default=None, help="model cards JSON (gliofuse report cards); needed for ablations")
+    cards.add_argument("--predictions", nargs="+", default=None,
+                       help="fold predictions.tsv whose provenance sidecars hold the model cards (instead of --cards)")
     p.add_argument("--out-comparisons", required=True)
     p.add_argument("--out-ablation", required=True)
 
@@ -496,10 +501,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--ablation", required=True)
     p.add_argument("--cards", help="model_cards.json: adds a Models section (family, reference, RNA encoder)")
     p.add_argument("--out", required=True)
-    p = _add(g, "cards", cmd_report_cards, "model cards JSON (from prediction sidecars, else the registry)",
+    p = _add(g, "cards", cmd_report_cards, "model cards JSON (from the prediction tables' provenance sidecars)",
              config=False)
     p.add_argument("--models", nargs="+", required=True)
-    p.add_argument("--predictions", nargs="*", default=None, help="prediction tables whose sidecars may hold a card")
+    p.add_argument("--predictions", nargs="*", default=None,
+                   help="fold predictions.tsv, at least one of each model; their sidecars hold the cards")
     p.add_argument("--out", required=True)
     return parser
 

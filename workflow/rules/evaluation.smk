@@ -1,12 +1,5 @@
-# Metrics and model comparisons from prediction files only (no model code, no torch).
-from gliofuse.config import resolve_reference_model
-
-try:
-    REFERENCE_MODEL = resolve_reference_model(CFG.evaluation, MODELS)
-except ConfigError as exc:
-    raise WorkflowError(str(exc)) from None
-
-ALL_OOF = [f"results/evaluation/{m}/{t}/predictions_oof.tsv" for m, t in JOBS]
+# Metrics and model comparisons from prediction files only (no model code, no torch). The model cards of the
+# comparisons come from the training provenance (the fold predictions' sidecars), not from a report rule.
 
 
 rule evaluate_model:
@@ -14,8 +7,8 @@ rule evaluate_model:
         cfg=cfg_path("evaluation"),
         predictions=get_fold_predictions,
     output:
-        oof="results/evaluation/{model}/{task}/predictions_oof.tsv",
-        metrics="results/evaluation/{model}/{task}/metrics.tsv",
+        oof=OOF,
+        metrics=METRICS,
     log:
         "results/logs/evaluate_model/{model}/{task}.log",
     benchmark:
@@ -33,7 +26,7 @@ rule evaluate_summary:
         metrics=get_all_metrics,
     output:
         summary=report(
-            "results/evaluation/summary.tsv",
+            SUMMARY,
             caption="../report/summary_table.rst",
             category="1. Results",
             labels={"table": "all metrics"},
@@ -49,17 +42,17 @@ rule evaluate_summary:
 rule evaluate_compare:
     input:
         cfg=cfg_path("evaluation"),
-        oof=ALL_OOF,
-        cards="results/evaluation/model_cards.json",
+        oof=get_all_oof,
+        card_predictions=get_model_card_predictions,
     output:
         comparisons=report(
-            "results/evaluation/comparisons.tsv",
+            COMPARISONS,
             caption="../report/comparisons.rst",
             category="1. Results",
             labels={"table": "model comparison"},
         ),
         ablation=report(
-            "results/evaluation/ablation.tsv",
+            ABLATION,
             caption="../report/ablation.rst",
             category="1. Results",
             labels={"table": "ablations"},
@@ -74,4 +67,5 @@ rule evaluate_compare:
         "../../envs/stats.yaml"
     shell:
         "gliofuse evaluate compare --config {input.cfg} --oof {input.oof} --reference {params.reference}"
-        " --cards {input.cards} --out-comparisons {output.comparisons} --out-ablation {output.ablation} > {log} 2>&1"
+        " --predictions {input.card_predictions} --out-comparisons {output.comparisons}"
+        " --out-ablation {output.ablation} > {log} 2>&1"

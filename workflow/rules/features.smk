@@ -4,11 +4,11 @@
 rule features_extract:
     input:
         cfg=cfg_path("features"),
-        slide=data_path("slides", "{slide}.svs"),
-        coords="results/wsi/coords/{slide}.h5",
+        slide=SLIDE_FILE,
+        coords=WSI_COORDS,
     output:
-        features=f"results/features/{ENCODER}/{{slide}}.h5",
-        status=f"results/features/{ENCODER}/status/{{slide}}.json",
+        features=FEATURES,
+        status=FEATURES_STATUS,
     log:
         f"results/logs/features_extract/{ENCODER}/{{slide}}.log",
     benchmark:

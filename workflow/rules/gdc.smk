@@ -11,9 +11,9 @@ if GDC_DOWNLOAD:
             user_manifest=get_user_manifest,
         output:
             manifest=data_path("metadata", "manifest.tsv"),
-            files_slides=data_path("metadata", "files_slides.json"),
-            files_rnaseq=data_path("metadata", "files_rnaseq.json"),
-            cases=data_path("metadata", "cases.json"),
+            files_slides=FILES_SLIDES_JSON,
+            files_rnaseq=FILES_RNASEQ_JSON,
+            cases=CASES_JSON,
         params:
             out=get_gdc_root,
         log:
@@ -31,7 +31,7 @@ if GDC_DOWNLOAD:
             cfg=ancient(cfg_path("gdc")),
             manifest=ancient(get_gdc_manifest),
         output:
-            slide=data_path("slides", "{slide}.svs"),
+            slide=SLIDE_FILE,
         log:
             "results/logs/gdc_download/slides/{slide}.log",
         localrule: True

@@ -4,10 +4,10 @@
 rule labels_build:
     input:
         cfg=cfg_path("labels"),
-        cases=data_path("metadata", "cases.json"),
+        cases=CASES_JSON,
         molecular=get_molecular_table(),
     output:
-        labels="results/labels/labels.tsv",
+        labels=LABELS,
     log:
         "results/logs/labels_build/labels.log",
     resources:

@@ -4,13 +4,13 @@
 rule omics_matrix:
     input:
         cfg=cfg_path("omics"),
-        files=data_path("metadata", "files_rnaseq.json"),
+        files=FILES_RNASEQ_JSON,
         star=get_rnaseq_inputs,
     output:
-        matrix="results/omics/expression.h5",
+        matrix=OMICS_MATRIX,
         samples="results/omics/samples.tsv",
     params:
-        rnaseq_dir=data_path("rnaseq"),
+        rnaseq_dir=RNASEQ_DIR,
     log:
         "results/logs/omics_matrix/omics.log",
     resources:

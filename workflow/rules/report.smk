@@ -2,19 +2,12 @@
 # `snakemake --forcerun report_model report_training ...` never retrains, and gives identical bytes.
 
 
-# Report figures and tables beyond the core outputs; targets of `rule all` (get_final_output in common.smk).
-REPORT_OUTPUTS = ["results/evaluation/comparisons.tsv", "results/figures/forest.png", "results/summary.md"]
-REPORT_OUTPUTS += [
-    f"results/figures/{m}/{t}_{kind}" for m, t in JOBS for kind in ("training.png", "attention")
-]
-
-
 rule report_model:
     input:
-        oof="results/evaluation/{model}/{task}/predictions_oof.tsv",
+        oof=OOF,
     output:
         png=report(
-            "results/figures/{model}/{task}.png",
+            MODEL_FIGURE,
             caption="../report/model_task.rst",
             category="2. Models",
             subcategory="{model}",
@@ -34,10 +27,10 @@ rule report_model:
 
 rule report_training:
     input:
-        history=lambda wc: [f"results/training/{wc.model}/{wc.task}/fold_{k}/history.tsv" for k in FOLDS],
+        history=get_fold_histories,
     output:
         png=report(
-            "results/figures/{model}/{task}_training.png",
+            TRAINING_FIGURE,
             caption="../report/training.rst",
             category="3. Training",
             subcategory="{model}",
@@ -65,13 +58,13 @@ rule report_training:
 
 rule report_attention:
     input:
-        oof="results/evaluation/{model}/{task}/predictions_oof.tsv",
+        oof=OOF,
         predictions=get_fold_predictions,
-        thumbnails=lambda wc: [f"results/wsi/thumbnails/{s}.jpg" for s in get_slides()],
-        coords=lambda wc: [f"results/wsi/coords/{s}.h5" for s in get_slides()],
+        thumbnails=get_all_slide_thumbnails,
+        coords=get_all_slide_coords,
     output:
         heatmaps=report(
-            directory("results/figures/{model}/{task}_attention"),
+            directory(ATTENTION_DIR),
             patterns=["{patient}.png"],
             caption="../report/attention.rst",
             category="4. Attention",
@@ -79,7 +72,7 @@ rule report_attention:
             labels={"model": "{model}", "task": "{task}", "patient": "{patient}"},
         ),
     params:
-        fold_dirs=lambda wc: [f"results/training/{wc.model}/{wc.task}/fold_{k}" for k in FOLDS],
+        fold_dirs=get_fold_dirs,
         n_patients=CFG.report.attention_patients,
         dpi=CFG.report.dpi,
     log:
@@ -94,10 +87,10 @@ rule report_attention:
 
 rule report_summary:
     input:
-        summary="results/evaluation/summary.tsv",
+        summary=SUMMARY,
     output:
         png=report(
-            "results/figures/summary.png",
+            SUMMARY_FIGURE,
             caption="../report/summary.rst",
             category="1. Results",
             labels={"figure": "metrics overview"},
@@ -116,15 +109,15 @@ rule report_summary:
 
 rule report_model_cards:
     input:
-        predictions=[f"results/training/{m}/{CFG.training.for_model(m).tasks[0].value}/fold_0/predictions.tsv" for m in MODELS],
+        predictions=get_model_card_predictions,
     output:
-        cards="results/evaluation/model_cards.json",
+        cards=MODEL_CARDS,
     params:
         models=MODELS,
     log:
         "results/logs/report_model_cards/cards.log",
     conda:
-        "../../envs/torch.yaml"
+        "../../envs/stats.yaml"
     shell:
         "gliofuse report cards --models {params.models} --predictions {input.predictions} --out {output.cards}"
         " > {log} 2>&1"
@@ -132,11 +125,11 @@ rule report_model_cards:
 
 rule report_forest:
     input:
-        comparisons="results/evaluation/comparisons.tsv",
-        ablation="results/evaluation/ablation.tsv",
+        comparisons=COMPARISONS,
+        ablation=ABLATION,
     output:
         png=report(
-            "results/figures/forest.png",
+            FOREST_FIGURE,
             caption="../report/forest.rst",
             category="1. Results",
             labels={"figure": "model comparison (forest plot)"},
@@ -156,13 +149,13 @@ rule report_forest:
 rule report_markdown:
     input:
         cfg=cfg_path("report"),
-        summary="results/evaluation/summary.tsv",
-        comparisons="results/evaluation/comparisons.tsv",
-        ablation="results/evaluation/ablation.tsv",
-        cards="results/evaluation/model_cards.json",
+        summary=SUMMARY,
+        comparisons=COMPARISONS,
+        ablation=ABLATION,
+        cards=MODEL_CARDS,
     output:
         md=report(
-            "results/summary.md",
+            SUMMARY_MD,
             caption="../report/summary_md.rst",
             category="1. Results",
             labels={"table": "summary (Markdown)"},
@@ -178,10 +171,10 @@ rule report_markdown:
 
 rule report_cohort:
     input:
-        labels="results/labels/labels.tsv",
+        labels=LABELS,
     output:
         png=report(
-            "results/figures/cohort.png",
+            COHORT_FIGURE,
             caption="../report/cohort.rst",
             category="0. Cohort",
             labels={"figure": "cohort overview"},
@@ -203,16 +196,16 @@ rule report_qc:
         status=get_all_slide_status,
         qc=get_all_slide_qc,
         # features_* columns; ancient: re-extracting one slide does not redo the table (--forcerun report_qc does)
-        feature_status=ancient(lambda wc: [f"results/features/{ENCODER}/status/{s}.json" for s in get_slides()]),
+        feature_status=ancient(get_all_feature_status),
     output:
         table=report(
-            "results/qc/slides.tsv",
+            QC_TABLE,
             caption="../report/qc_table.rst",
             category="0. Cohort",
             labels={"table": "slide QC"},
         ),
         png=report(
-            "results/figures/qc_slides.png",
+            QC_MOSAIC,
             caption="../report/qc_mosaic.rst",
             category="0. Cohort",
             labels={"figure": "slide QC mosaic"},

@@ -4,14 +4,14 @@
 rule data_splits:
     input:
         cfg=cfg_path("data"),
-        labels="results/labels/labels.tsv",
-        omics="results/omics/expression.h5",
+        labels=LABELS,
+        omics=OMICS_MATRIX,
         status=get_all_slide_status,
         # a slide whose extraction failed is left out; ancient: re-extracting a slide does not redo the folds
-        feature_status=ancient(lambda wc: [f"results/features/{ENCODER}/status/{s}.json" for s in get_slides()]),
+        feature_status=ancient(get_all_feature_status),
     output:
         cohort="results/splits/cohort.tsv",
-        folds=expand("results/splits/fold_{fold}.json", fold=FOLDS),
+        folds=expand(SPLIT, fold=FOLDS),
     log:
         "results/logs/data_splits/splits.log",
     conda:
@@ -25,17 +25,17 @@ rule data_splits:
 rule train_fold:
     input:
         cfg=cfg_path("training"),
-        split="results/splits/fold_{fold}.json",
-        labels="results/labels/labels.tsv",
-        omics="results/omics/expression.h5",
+        split=SPLIT,
+        labels=LABELS,
+        omics=OMICS_MATRIX,
         features=get_all_features,
     output:
-        predictions="results/training/{model}/{task}/fold_{fold}/predictions.tsv",
-        checkpoint="results/training/{model}/{task}/fold_{fold}/checkpoint.pt",
-        history="results/training/{model}/{task}/fold_{fold}/history.tsv",
-        gc_dynamics="results/training/{model}/{task}/fold_{fold}/gc_dynamics.tsv",
+        predictions=FOLD_PREDICTIONS,
+        checkpoint=f"{FOLD_DIR}/checkpoint.pt",
+        history=FOLD_HISTORY,
+        gc_dynamics=f"{FOLD_DIR}/gc_dynamics.tsv",
     params:
-        out_dir="results/training/{model}/{task}/fold_{fold}",
+        out_dir=FOLD_DIR,
     log:
         "results/logs/train_fold/{model}/{task}/fold_{fold}.log",
     benchmark:

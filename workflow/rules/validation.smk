@@ -1,29 +1,23 @@
 # Validation of the omics models on published TCGA-GBMLGG tables (docs/validation.md). Not part of `all`:
 #   snakemake validation_all --cores 2 --configfile config/real_gbmlgg_omics.yaml
-from gliofuse.reproduce.jobs import job_prediction_paths, job_table_inputs, validation_jobs
-
-try:
-    validation_jobs(CFG.validation)  # fail at parse time on a bad validation section
-except ConfigError as exc:
-    raise WorkflowError(str(exc)) from None
-VALIDATION_DIR = "results/validation"
+# The jobs (VALIDATION_JOBS, common.smk) and their inputs come from the package's job list.
 
 
 rule validation_fit:
     input:
         cfg=cfg_path("validation"),
-        tables=lambda w: job_table_inputs(CFG.validation, w.vprotocol, w.vcohort),
+        tables=get_validation_tables,
     output:
-        predictions=f"{VALIDATION_DIR}/{{vprotocol}}/{{vmodel}}/{{vtask}}/{{vcohort}}/split_{{vsplit}}/predictions.tsv",
-        history=f"{VALIDATION_DIR}/{{vprotocol}}/{{vmodel}}/{{vtask}}/{{vcohort}}/split_{{vsplit}}/history.tsv",
-        checkpoint=f"{VALIDATION_DIR}/{{vprotocol}}/{{vmodel}}/{{vtask}}/{{vcohort}}/split_{{vsplit}}/checkpoint.pt",
+        predictions=f"{VALIDATION_JOB_DIR}/predictions.tsv",
+        history=f"{VALIDATION_JOB_DIR}/history.tsv",
+        checkpoint=f"{VALIDATION_JOB_DIR}/checkpoint.pt",
     wildcard_constraints:
-        vprotocol="pf|mcat",
-        vtask="survival|grade",
-        vcohort="all|rnaseq",
+        vprotocol=validation_choices("protocol"),
+        vtask=validation_choices("task"),
+        vcohort=validation_choices("cohort"),
         vsplit=r"\d+",
     params:
-        out_dir=lambda w, output: str(Path(output.predictions).parents[5]),  # results/validation
+        out_dir=get_validation_fit_root,
     log:
         f"results/logs/validation_fit/{{vprotocol}}/{{vmodel}}/{{vtask}}/{{vcohort}}/split_{{vsplit}}.log",
     benchmark:
@@ -42,14 +36,14 @@ rule validation_fit:
 rule validation_report:
     input:
         cfg=cfg_path("validation"),
-        predictions=lambda w: job_prediction_paths(CFG.validation, VALIDATION_DIR),
+        predictions=get_validation_predictions,
     output:
         report=f"{VALIDATION_DIR}/report.md",
         summary=f"{VALIDATION_DIR}/summary.tsv",
         metrics=f"{VALIDATION_DIR}/metrics.tsv",
         figure=f"{VALIDATION_DIR}/validation.png",
     params:
-        out_dir=lambda w, output: str(Path(output.report).parent),
+        out_dir=get_validation_report_root,
     log:
         "results/logs/validation_report/report.log",
     conda:

@@ -1,12 +1,12 @@
 """Paired model comparisons on the same patients and folds; the ablation table.
 
-Contracts: reads §9 ``predictions_oof.tsv`` of every model and task (and optionally the model
-cards JSON of §10), writes §9 ``comparisons.tsv`` and ``ablation.tsv``. Tables only: no torch.
+Contracts: reads §9 ``predictions_oof.tsv`` of every model and task (and the model cards, from the
+training provenance or a cards JSON: :mod:`gliofuse.evaluation.cards`), writes §9 ``comparisons.tsv`` and
+``ablation.tsv``. Tables only: no torch.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -18,9 +18,10 @@ import pandas as pd
 
 from gliofuse.errors import InputDataError
 from gliofuse.evaluation.bootstrap import paired_bootstrap
+from gliofuse.evaluation.cards import read_cards_, read_training_cards_
 from gliofuse.evaluation.evaluate import prob_columns
 from gliofuse.evaluation.metrics import classification_metrics, concordance_index
-from gliofuse.io import provenance, read_json_, read_table_, write_table_
+from gliofuse.io import provenance, read_table_, sidecar_path, write_table_
 from gliofuse.tasks import task_kind
 
 logger = logging.getLogger(__name__)
@@ -76,16 +77,6 @@ def read_oof_(path: Path) -> pd.DataFrame:
     if dup:
         raise InputDataError(f"out-of-fold prediction table {path}: duplicate patient(s) {dup[:5]}.")
     return df
-
-
-def read_cards_(path: Path | None) -> dict[str, dict[str, Any]]:
-    """Model cards ``{name: card dict}`` from the JSON written by ``gliofuse report cards`` (contract §10)."""
-    if path is None:
-        return {}
-    raw = read_json_(path, what="model cards file")
-    if not isinstance(raw, dict) or not all(isinstance(v, dict) for v in raw.values()):
-        raise InputDataError(f"model cards file {path} must map model names to card objects.")
-    return raw
 
 
 def holm(p_values: Sequence[float]) -> list[float]:
@@ -230,14 +221,17 @@ def compare_models(oofs: Mapping[tuple[str, str], pd.DataFrame], *, reference: s
 
 
 def compare_models_(*, oof_paths: list[Path], reference: str, cards_path: Path | None, n_bootstrap: int, seed: int,
-                    out_comparisons: Path, out_ablation: Path) -> None:
+                    out_comparisons: Path, out_ablation: Path, card_predictions: Sequence[Path] = ()) -> None:
     """Read the out-of-fold tables, run :func:`compare_models` and write ``comparisons.tsv`` and ``ablation.tsv``.
+
+    The model cards (for the ablations) come from ``cards_path`` (a cards JSON) and from the provenance
+    sidecars of ``card_predictions`` (fold ``predictions.tsv`` files, :func:`read_training_cards_`).
 
     Raises
     ------
     InputDataError
-        A table violates contract §9, two tables are for the same model and task, or the reference
-        model lacks a table.
+        A table violates contract §9, two tables are for the same model and task, the reference
+        model lacks a table, or a card source is unreadable.
     """
     oofs: dict[tuple[str, str], pd.DataFrame] = {}
     for path in oof_paths:
@@ -246,9 +240,10 @@ def compare_models_(*, oof_paths: list[Path], reference: str, cards_path: Path |
         if key in oofs:
             raise InputDataError(f"two out-of-fold tables for model {key[0]!r}, task {key[1]!r} (one is {path}).")
         oofs[key] = df
-    cards = read_cards_(Path(cards_path) if cards_path else None)
+    cards = read_cards_(Path(cards_path) if cards_path else None) | read_training_cards_(card_predictions)
     comp, ablation = compare_models(oofs, reference=reference, cards=cards, n_bootstrap=n_bootstrap, seed=seed)
-    inputs = {str(p): p for p in oof_paths} | ({"cards": cards_path} if cards_path else {})
+    inputs = ({str(p): p for p in oof_paths} | ({"cards": cards_path} if cards_path else {})
+              | {str(sidecar_path(p)): sidecar_path(p) for p in card_predictions})
     prov = provenance(config={"reference": reference, "n_bootstrap": n_bootstrap, "seed": seed}, inputs=inputs,
                       extra={"reference": reference, "n_bootstrap": n_bootstrap, "seed": seed,
                              "ablation_of": {m: c.get("ablation_of") for m, c in sorted(cards.items())
@@ -258,7 +253,3 @@ def compare_models_(*, oof_paths: list[Path], reference: str, cards_path: Path |
     logger.info("compared %d model/task tables against %s (%d ablation rows) -> %s", len(oofs), reference,
                 len(ablation), out_comparisons)
 
-
-def cards_json(cards: Mapping[str, Mapping[str, Any]]) -> str:
-    """Canonical JSON text of a model cards mapping (sorted keys, trailing newline)."""
-    return json.dumps({k: dict(v) for k, v in sorted(cards.items())}, indent=2, sort_keys=True, default=str) + "\n"

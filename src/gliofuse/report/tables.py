@@ -1,4 +1,4 @@
-"""``results/summary.md`` (the main tables in Markdown) and the model cards file of the report.
+"""``results/summary.md``: the main tables in Markdown, and the trained models' cards.
 
 Markdown is written without timestamps, so two runs on the same tables give the same bytes.
 """
@@ -14,14 +14,15 @@ from typing import Any
 
 import pandas as pd
 
-from gliofuse.evaluation.compare import COMPARISON_COLUMNS, cards_json
+from gliofuse.evaluation.cards import read_cards_
+from gliofuse.evaluation.compare import COMPARISON_COLUMNS
 from gliofuse.evaluation.evaluate import (
     CLASSIFICATION_METRICS,
     LOWER_IS_BETTER,
     SUMMARY_COLUMNS,
     SURVIVAL_METRICS,
 )
-from gliofuse.io import read_json_, read_table_, sidecar_path, write_text_atomic_
+from gliofuse.io import read_table_, sidecar_path, write_text_atomic_
 from gliofuse.report.forest import format_p
 
 logger = logging.getLogger(__name__)
@@ -181,41 +182,8 @@ def write_summary_markdown_(*, summary_path: Path, comparisons_path: Path, ablat
     side = sidecar_path(comparisons_path)
     if side.exists():
         n_boot = json.loads(side.read_text()).get("extra", {}).get("n_bootstrap")
-    cards = read_json_(cards_path, what="model cards") if cards_path is not None else None
+    cards = read_cards_(cards_path)
     write_text_atomic_(out, summary_markdown(title=title, summary=summary, comparisons=comp, ablation=abl,
                                              n_bootstrap=n_boot, cards=cards))
     logger.info("wrote %s", out)
 
-
-def model_cards_(*, models: Sequence[str], prediction_paths: Sequence[Path], out: Path) -> dict[str, dict[str, Any]]:
-    """Write ``{model: card}`` JSON for the comparisons (contract §10).
-
-    A card is taken from the provenance sidecar of one of the model's prediction tables
-    (``extra.card``, when training records it); otherwise from the model registry (this imports
-    torch, which is why it is a report step and not part of the evaluation).
-    """
-    by_model: dict[str, list[Path]] = {}
-    for p in prediction_paths:
-        p = Path(p)
-        model = p.parent.parent.parent.name  # results/training/<model>/<task>/fold_<k>/predictions.tsv
-        by_model.setdefault(model, []).append(p)
-    cards: dict[str, dict[str, Any]] = {}
-    missing = []
-    for model in models:
-        for p in by_model.get(model, []):
-            side = sidecar_path(p)
-            if side.exists():
-                card = (read_json_(side, what="provenance sidecar").get("extra") or {}).get("card")
-                if isinstance(card, dict):
-                    cards[model] = card
-                    break
-        else:
-            missing.append(model)
-    if missing:
-        from gliofuse.models.registry import get_model_card
-
-        for model in missing:
-            cards[model] = get_model_card(model).to_dict()
-    write_text_atomic_(out, cards_json(cards))
-    logger.info("model cards of %d model(s) -> %s (%d from the registry)", len(cards), out, len(missing))
-    return cards

@@ -143,6 +143,20 @@ def test_compare_models_files_and_cli(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert len(pd.read_csv(tmp_path / "c2.tsv", sep="\t")) == 2
     assert pd.read_csv(tmp_path / "a2.tsv", sep="\t").empty  # no cards given: no ablation rows
+    # the cards from the training provenance: the sidecars of fold prediction tables (as in the workflow)
+    preds = []
+    for model, card in (("full", {"ablation_of": None}), ("abl", {"ablation_of": "full"})):
+        pred = tmp_path / "training" / model / "predictions.tsv"
+        pred.parent.mkdir(parents=True)
+        pred.write_text("patient_id\n")
+        (pred.parent / "predictions.tsv.prov.json").write_text(json.dumps({"extra": {"model": model, "card": card}}))
+        preds.append(str(pred))
+    proc = subprocess.run([sys.executable, "-m", "gliofuse", "evaluate", "compare", "--config", str(cfg), "--oof",
+                           *map(str, paths), "--reference", "full", "--predictions", *preds, "--out-comparisons",
+                           str(tmp_path / "c3.tsv"), "--out-ablation", str(tmp_path / "a3.tsv")],
+                          check=False, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert pd.read_csv(tmp_path / "a3.tsv", sep="\t")["model"].tolist() == ["abl"]
 
 
 def test_reference_model_resolution() -> None:

@@ -1,19 +1,16 @@
-"""Forest plot, results/summary.md and the model cards file."""
+"""Forest plot and results/summary.md."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from gliofuse.evaluation.compare import compare_models
 from gliofuse.report.forest import format_p, plot_forest_
-from gliofuse.report.tables import markdown_table, model_cards_, write_summary_markdown_
+from gliofuse.report.tables import markdown_table, write_summary_markdown_
 
 
 def _tables(tmp_path: Path) -> tuple[Path, Path, Path]:
@@ -75,22 +72,3 @@ def test_summary_markdown(tmp_path: Path) -> None:
     assert "## Models" in text
     assert "| path_gptomic | pathgptomic | wsi, omics |  | arXiv:x | RNA encoder: fallback" in text
     assert "gene-embedding table /w/genes.pt, with single-cell smoothing" in text
-
-
-def test_model_cards_from_sidecars_without_torch(tmp_path: Path) -> None:
-    pred = tmp_path / "training" / "my_model" / "survival" / "fold_0" / "predictions.tsv"
-    pred.parent.mkdir(parents=True)
-    pred.write_text("patient_id\n")
-    card = {"name": "my_model", "ablation_of": "other", "family": "x"}
-    (pred.parent / "predictions.tsv.prov.json").write_text(json.dumps({"extra": {"card": card}}))
-    code = ("import sys; from pathlib import Path; from gliofuse.report.tables import model_cards_; "
-            f"model_cards_(models=['my_model'], prediction_paths=[Path({str(pred)!r})], out=Path({str(tmp_path)!r}) / "
-            "'cards.json'); assert 'torch' not in sys.modules")
-    subprocess.run([sys.executable, "-c", code], check=True)
-    assert json.loads((tmp_path / "cards.json").read_text()) == {"my_model": card}
-
-
-@pytest.mark.slow
-def test_model_cards_fall_back_to_the_registry(tmp_path: Path) -> None:
-    cards = model_cards_(models=["abmil"], prediction_paths=[], out=tmp_path / "cards.json")
-    assert cards["abmil"]["name"] == "abmil" and "ablation_of" in cards["abmil"]
