@@ -5,7 +5,7 @@ patch tokens x 1,024-d features (ResNet-50 truncated), 190 validation slides, th
 sizes (59 tumour, 361 microenvironment genes), three task heads trained jointly (survival, grade,
 4-class diagnosis; ``training.multitask``). Every step is the harness's: the model forward,
 objectives, auxiliary consistency loss, backward, the gradient-coordination policy and the
-optimiser step (:mod:`gliofuse.training.harness`, :mod:`gliofuse.training.hooks`); the validation
+optimiser step (:mod:`gliofuse.training.harness`, :mod:`gliofuse.training.policies`); the validation
 pass is :func:`gliofuse.training.harness.predict`.
 
 Features are drawn from a bank of ``--bank`` random bags (copied per sample, about the cost of a
@@ -46,7 +46,7 @@ from gliofuse.data.datasets import PatientSample, Targets
 from gliofuse.models.registry import create_model
 from gliofuse.tasks import get_task
 from gliofuse.training.harness import FitConfig, _autocast, make_optimizer, predict, resolve_device, seed_fold
-from gliofuse.training.hooks import StepContext, build_policies
+from gliofuse.training.policies import StepContext, build_policies
 from gliofuse.training.objectives import build_objective
 
 TASKS = ("survival", "grade", "diagnosis")

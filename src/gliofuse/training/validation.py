@@ -3,7 +3,7 @@
 One job = one protocol (``pf`` / ``mcat``) x omics-only model x task x split. Each job builds an
 omics-only :class:`~gliofuse.data.datasets.PatientBagDataset` from the published table
 (:mod:`gliofuse.data.published`) and trains it with the project's one training harness
-(:func:`gliofuse.training.harness.fit_fold_`); every metric comes from :mod:`gliofuse.evaluation.metrics`.
+(:func:`gliofuse.training.fit.fit_fold_`); every metric comes from :mod:`gliofuse.evaluation.metrics`.
 
 Outputs under ``out_root`` (``results/validation/`` in the workflow):
 
@@ -219,8 +219,10 @@ def fit_published_split_(*, cfg: GliofuseConfig, job: ValidationJob, out_root: P
     from gliofuse.data.datasets import PatientBagDataset, Targets
     from gliofuse.models.registry import create_model, get_model_card, resolve_model_params
     from gliofuse.tasks import get_task
-    from gliofuse.training.cv import is_fold_done
-    from gliofuse.training.harness import FitConfig, fit_fold_, seed_fold
+    from gliofuse.seed import seed_everything
+    from gliofuse.training.assemble import FoldRun
+    from gliofuse.training.fit import fit_fold_
+    from gliofuse.training.provenance import is_fold_done
     from gliofuse.training.objectives import DiscreteHazardObjective, build_objective
 
     vcfg = cfg.validation
@@ -278,21 +280,18 @@ def fit_published_split_(*, cfg: GliofuseConfig, job: ValidationJob, out_root: P
         objective = build_objective(spec, train_time_days=cohort.time_days[rows_train],
                                     train_labels=cohort.grade[rows_train] if job.task == "grade" else None,
                                     survival_loss="cox")
-    fit = FitConfig(epochs=pc.epochs, batch_size=pc.batch_size, lr=pc.lr, weight_decay=pc.weight_decay,
-                    patience=pc.epochs, device="cpu", seed=seed, optimizer=pc.optimizer, scheduler=pc.scheduler,
-                    amp=False, monitor="loss", resume=False, l1=pc.l1, select_epoch=pc.select_epoch,
-                    weighted_sampler=pc.weighted_sampler)
-    seed_fold(seed)
+    seed_everything(seed)
     model = create_model(job.model, input_dims={"omics": int(cohort.features.shape[1])}, tasks=(job.task,),
                          **params)
     heads = {job.task: objective.build_head(model.embed_dim)}
     logger.info("%s: %d train rows (%d patients) / %d test patients, %d features", job.rel_dir, len(rows_train),
                 len(train_idx), len(test_idx), cohort.features.shape[1])
-    result = fit_fold_(model=model, heads=heads, objectives={job.task: objective}, primary=job.task,
-                       datasets=datasets, fit=fit, out_dir=out_dir, model_name=job.model, fold=job.split,
-                       prov=prov, checkpoint_extra={"model_params": params, "validation": settings,
-                                                    "preprocessing": pre.state_dict(),
-                                                    "feature_names": list(cohort.feature_names)})
+    run = FoldRun(model_name=job.model, model=model, heads=heads, objectives={job.task: objective}, primary=job.task,
+                  datasets=datasets, input_dims={"omics": int(cohort.features.shape[1])})
+    result = fit_fold_(run, optim=pc.optim(), seed=seed, out_dir=out_dir, fold=job.split, prov=prov,
+                       checkpoint_extra={"model_params": params, "validation": settings,
+                                         "preprocessing": pre.state_dict(),
+                                         "feature_names": list(cohort.feature_names)})
     return result.predictions
 
 

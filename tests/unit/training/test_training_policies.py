@@ -12,7 +12,7 @@ from torch import nn
 from gliofuse.data.datasets import Batch
 from gliofuse.models.base import ModelOutput
 from gliofuse.tasks import get_task
-from gliofuse.training.hooks import (
+from gliofuse.training.policies import (
     GradientModulation,
     StepContext,
     SubspaceGradientCoordination,
