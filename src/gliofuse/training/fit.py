@@ -38,9 +38,15 @@ from gliofuse.training.checkpoint import (
 )
 from gliofuse.training.loop import LoopState, Trainee, informative, run_epochs_
 from gliofuse.training.optim import Optimisation
-from gliofuse.training.provenance import jsonable_str
 from gliofuse.training.policies import GradientPolicy, build_policies, dynamics_frame
-from gliofuse.training.predict import ATTENTION_FILE, predict, prediction_frame, targets_batch, write_attention_
+from gliofuse.training.predict import (
+    ATTENTION_FILE,
+    predict,
+    prediction_frame,
+    targets_batch,
+    write_attention_,
+)
+from gliofuse.training.provenance import jsonable_str
 from gliofuse.training.sampling import balanced_weights, sampling_strata
 from gliofuse.training.weighting import build_task_weighting
 

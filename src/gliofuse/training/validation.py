@@ -218,12 +218,12 @@ def fit_published_split_(*, cfg: GliofuseConfig, job: ValidationJob, out_root: P
 
     from gliofuse.data.datasets import PatientBagDataset, Targets
     from gliofuse.models.registry import create_model, get_model_card, resolve_model_params
-    from gliofuse.tasks import get_task
     from gliofuse.seed import seed_everything
+    from gliofuse.tasks import get_task
     from gliofuse.training.assemble import FoldRun
     from gliofuse.training.fit import fit_fold_
-    from gliofuse.training.provenance import is_fold_done
     from gliofuse.training.objectives import DiscreteHazardObjective, build_objective
+    from gliofuse.training.provenance import is_fold_done
 
     vcfg = cfg.validation
     pc = protocol_config(vcfg, job.protocol)

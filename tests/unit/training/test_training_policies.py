@@ -12,6 +12,7 @@ from torch import nn
 from gliofuse.data.datasets import Batch
 from gliofuse.models.base import ModelOutput
 from gliofuse.tasks import get_task
+from gliofuse.training.objectives import ClassificationObjective, CoxObjective, batch_concordance
 from gliofuse.training.policies import (
     GradientModulation,
     StepContext,
@@ -22,7 +23,6 @@ from gliofuse.training.policies import (
     project_conflict,
     reflect_conflict,
 )
-from gliofuse.training.objectives import ClassificationObjective, CoxObjective, batch_concordance
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> float:
