@@ -21,10 +21,11 @@ import pandas as pd
 from torch import nn
 
 from gliofuse.config import OptimConfig
+from gliofuse.data.datasets import PatientBagDataset
 from gliofuse.device import resolve_device
 from gliofuse.io import write_table_
 from gliofuse.seed import seed_everything
-from gliofuse.tasks import SPLITS
+from gliofuse.tasks import SPLITS, TaskSpec
 from gliofuse.training.assemble import FoldRun
 from gliofuse.training.checkpoint import (
     LAST_CHECKPOINT,
@@ -36,7 +37,7 @@ from gliofuse.training.checkpoint import (
     save_epoch_checkpoint_,
     set_rng_state,
 )
-from gliofuse.training.loop import LoopState, Trainee, informative, run_epochs_
+from gliofuse.training.loop import LoopState, Trainee, run_epochs_
 from gliofuse.training.optim import Optimisation
 from gliofuse.training.policies import GradientPolicy, build_policies, dynamics_frame
 from gliofuse.training.predict import (
@@ -123,7 +124,7 @@ def fit_fold_(run: FoldRun, *, optim: OptimConfig, seed: int, out_dir: Path, fol
     t.heads.to(device)
     opt = Optimisation.build(t.model, t.heads, t.weighting, optim, device)
     task = run.objectives[run.primary].task
-    state = LoopState(monitor="val" if informative(task, val_ds) else "train")
+    state = LoopState(monitor="val" if _informative(task, val_ds) else "train")
     if state.monitor == "train":
         logger.warning("fold %d: validation set is empty or has no %s; early stopping monitors the training loss",
                        fold, "event" if task.kind == "survival" else "label")
@@ -174,6 +175,16 @@ def fit_fold_(run: FoldRun, *, optim: OptimConfig, seed: int, out_dir: Path, fol
                 state.best_epoch, state.monitor, state.best_loss, out_dir)
     return FitResult(best_epoch=state.best_epoch, best_loss=state.best_loss, monitor=state.monitor, history=history,
                      predictions=predictions, seconds=seconds, resumed_from=resumed_from)
+
+
+def _informative(task: TaskSpec, ds: PatientBagDataset | None) -> bool:
+    """Whether ``ds`` can select the epoch for ``task``: non-empty, with a label (or, survival, >= 2 patients and an event)."""
+    if ds is None or len(ds) == 0:
+        return False
+    if task.kind == "survival":
+        return len(ds.patient_ids) >= 2 and bool(np.nansum(ds.targets.event) > 0)
+    labels = ds.targets.labels.get(task.name, ds.targets.label)
+    return bool((np.asarray(labels) >= 0).any())
 
 
 def _predict_splits(run: FoldRun, t: Trainee, *, optim: OptimConfig, device: Any,

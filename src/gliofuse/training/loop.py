@@ -14,14 +14,12 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from gliofuse.config import OptimConfig
 from gliofuse.data.datasets import Batch, PatientBagDataset
 from gliofuse.models.base import FusionModel
-from gliofuse.tasks import TaskSpec
 from gliofuse.training.checkpoint import cpu_state
 from gliofuse.training.objectives import Objective
 from gliofuse.training.optim import Optimisation, autocast, l1_penalty
@@ -57,16 +55,6 @@ class LoopState:
     best_loss: float = math.inf
     best_epoch: int = 0
     bad_epochs: int = 0
-
-
-def informative(task: TaskSpec, ds: PatientBagDataset | None) -> bool:
-    """Whether ``ds`` can select the epoch for ``task``: non-empty, with a label (or, survival, >= 2 patients and an event)."""
-    if ds is None or len(ds) == 0:
-        return False
-    if task.kind == "survival":
-        return len(ds.patient_ids) >= 2 and bool(np.nansum(ds.targets.event) > 0)
-    labels = ds.targets.labels.get(task.name, ds.targets.label)
-    return bool((np.asarray(labels) >= 0).any())
 
 
 def train_epoch(t: Trainee, opt: Optimisation, ds: PatientBagDataset, *, epoch: int, state: LoopState,

@@ -1,7 +1,7 @@
 """Task objectives: head, loss, prediction columns, validation metric and batch confidence per task.
 
 An :class:`Objective` binds a :class:`~gliofuse.tasks.TaskSpec` to its head and loss and to
-what was fitted on the training fold (survival bin edges, class weights). The harness treats every
+what was fitted on the training fold (survival bin edges, class weights). The training loop treats every
 objective alike; gradient policies ask an objective for the confidence of a partial output.
 """
 
