@@ -3,10 +3,10 @@
 A synthetic fold the size of TCGA GBM+LGG in the original's layout: 1,500 training slides of 2,500
 patch tokens x 1,024-d features (ResNet-50 truncated), 190 validation slides, the paper's gene-set
 sizes (59 tumour, 361 microenvironment genes), three task heads trained jointly (survival, grade,
-4-class diagnosis; ``training.multitask``). Every step is the harness's: the model forward,
+4-class diagnosis; ``training.multitask``). Every step is the training loop's: the model forward,
 objectives, auxiliary consistency loss, backward, the gradient-coordination policy and the
-optimiser step (:mod:`gliofuse.training.harness`, :mod:`gliofuse.training.hooks`); the validation
-pass is :func:`gliofuse.training.harness.predict`.
+optimiser step (:mod:`gliofuse.training.loop`, :mod:`gliofuse.training.optim`, :mod:`gliofuse.training.policies`);
+the validation pass is :func:`gliofuse.training.predict.predict`.
 
 Features are drawn from a bank of ``--bank`` random bags (copied per sample, about the cost of a
 page-cached HDF5 read), so the numbers measure training compute, not disk reads.
@@ -41,13 +41,17 @@ from typing import Any
 import numpy as np
 import torch
 
+from gliofuse.config import OptimConfig
 from gliofuse.data.batch import PatientSample, Targets
 from gliofuse.data.collate import collate_bags
+from gliofuse.device import resolve_device
 from gliofuse.models.registry import create_model
+from gliofuse.seed import seed_everything
 from gliofuse.tasks import get_task
-from gliofuse.training.harness import FitConfig, _autocast, make_optimizer, predict, resolve_device, seed_fold
-from gliofuse.training.hooks import StepContext, build_policies
 from gliofuse.training.objectives import build_objective
+from gliofuse.training.optim import autocast, make_optimizer
+from gliofuse.training.policies import StepContext, build_policies
+from gliofuse.training.predict import predict
 
 TASKS = ("survival", "grade", "diagnosis")
 
@@ -107,17 +111,17 @@ def _machine(device: torch.device) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    device = resolve_device(args.device)
+    device = resolve_device(args.device, key="--device")
     if args.threads:
         torch.set_num_threads(args.threads)
-    seed_fold(0, device)
+    seed_everything(0, device)
     gene_dims = {"tumour": 59, "microenvironment": 361}
     train = SyntheticFold(args.n_train, tokens=args.tokens, dim=args.feature_dim, gene_dims=gene_dims,
                           bank=args.bank, seed=1, grid=args.grid_size)
     val = SyntheticFold(args.n_val, tokens=args.tokens, dim=args.feature_dim, gene_dims=gene_dims,
                         bank=min(args.bank, 8), seed=2, grid=args.grid_size)
-    fit = FitConfig(epochs=1, batch_size=args.batch_size, lr=2e-4, weight_decay=1e-2, patience=1,
-                    device=str(device), optimizer="adam", amp=not args.no_amp, amp_dtype="bf16")
+    optim = OptimConfig(epochs=1, batch_size=args.batch_size, lr=2e-4, weight_decay=1e-2, patience=1,
+                        device=str(device), optimizer="adam", amp=not args.no_amp, amp_dtype="bf16")
     specs = {t: get_task(t, diagnosis_classes=4 if t == "diagnosis" else 3) for t in TASKS}
     objectives = {t: build_objective(specs[t], train_time_days=train.targets.time_days,
                                      train_labels=train.targets.labels.get(t), survival_loss=args.survival_loss)
@@ -129,7 +133,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     model.to(device)
     heads.to(device)
     params = [p for p in [*model.parameters(), *heads.parameters()] if p.requires_grad]
-    optimizer = make_optimizer(params, fit)
+    optimizer = make_optimizer(params, optim)
     policies = build_policies(model)
     loader = torch.utils.data.DataLoader(train, batch_size=args.batch_size, shuffle=True, collate_fn=collate_bags,
                                          generator=torch.Generator().manual_seed(0))
@@ -151,7 +155,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         batch = next(it).to(device)
         sync()
         t1 = time.perf_counter()
-        with _autocast(device, fit):
+        with autocast(device, optim):
             out = model(batch)
             outputs = {t: heads[t](out.embedding) for t in TASKS}
         loss = sum(objectives[t].loss(outputs[t].float(), batch) for t in TASKS)
@@ -172,7 +176,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     val_sub = SyntheticFold(n_val, tokens=args.tokens, dim=args.feature_dim, gene_dims=gene_dims,
                             bank=min(args.bank, 8), seed=2, grid=args.grid_size)
     t0 = time.perf_counter()
-    predict(model, heads, val_sub, batch_size=args.batch_size, device=device, fit=fit)  # type: ignore[arg-type]
+    predict(model, heads, val_sub, batch_size=args.batch_size, device=device, optim=optim)  # type: ignore[arg-type]
     sync()
     val_s = (time.perf_counter() - t0) / n_val * args.n_val
     del val

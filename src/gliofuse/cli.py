@@ -185,7 +185,7 @@ def cmd_data_splits(args: argparse.Namespace) -> None:
 
 
 def cmd_train_fold(args: argparse.Namespace) -> None:
-    from gliofuse.training.cv import train_fold_
+    from gliofuse.training.fold import train_fold_
 
     cfg = _cfg(args)
     _torch_threads(args.threads)

@@ -31,6 +31,12 @@ class Cohort(StrEnum):
     tcga = "tcga"
 
 
+Optimizer = Literal["adam", "adamw", "sgd"]
+LrSchedule = Literal["none", "cosine", "linear"]
+EpochSelection = Literal["best", "last"]
+SurvivalLoss = Literal["cox", "nll"]
+
+
 Task = StrEnum("Task", {name: name for name in TASK_NAMES})
 """The task names of ``training.tasks`` (:data:`gliofuse.tasks.TASK_NAMES`)."""
 
@@ -197,27 +203,24 @@ class DataConfig(_Section):
     stratify_by: str = Field("diagnosis", pattern="^(diagnosis|grade|event|none)$", description="Label to stratify folds by.")
 
 
-class TrainingConfig(_Section):
-    """Model training (one job per model x task x fold)."""
+class OptimConfig(_Section):
+    """The epoch loop's settings: optimiser, schedule, precision, sampling, early stopping, epoch selection, resume.
 
-    models: list[str] = Field(["abmil_snn_concat"], min_length=1, description="Registered model names (gliofuse models list).")
-    tasks: list[Task] = Field([Task.survival, Task.grade, Task.diagnosis], min_length=1, description="Tasks to train.")
+    Declared once: ``training`` extends it (:class:`TrainingConfig`) and a validation protocol derives one from
+    its own keys (:meth:`ValidationProtocolConfig.optim`).
+    """
+
     epochs: int = Field(30, ge=1, description="Maximum epochs.")
     batch_size: int = Field(16, ge=1, description="Patients per optimisation step.")
     lr: float = Field(5e-4, gt=0, description="Peak learning rate.")
     weight_decay: float = Field(1e-4, ge=0, description="Weight decay (decoupled for adamw, L2 for adam/sgd).")
     patience: int = Field(8, ge=1, description="Early stopping patience in epochs (on the validation `monitor`).")
-    max_patches: int = Field(512, ge=1, description="Patches sampled per patient bag in training (all at inference).")
-    n_top_genes: int = Field(256, ge=1, description="Most variable genes (on the training fold) fed to omics branches.")
     device: str = Field("auto", pattern="^(auto|cpu|cuda(:\\d+)?)$", description="Torch device.")
-    model_overrides: dict[str, dict[str, Any]] = Field(
-        {}, description="Per-model hyper-parameter overrides: {model_name: {param: value}} (e.g. "
-        "subspace_fusion: {token_map: raster, grid_size: 50, gc_mode: reflect}; keys: `gliofuse models list`).")
-    optimizer: Literal["adam", "adamw", "sgd"] = Field(
+    optimizer: Optimizer = Field(
         "adamw", description="'adamw' (decoupled weight decay), 'adam' (coupled L2, as the subspace-fusion "
         "original) or 'sgd' (with `momentum`).")
     momentum: float = Field(0.9, ge=0, lt=1, description="SGD momentum (optimizer: sgd only).")
-    scheduler: Literal["none", "cosine", "linear"] = Field(
+    scheduler: LrSchedule = Field(
         "cosine", description="Learning-rate schedule, stepped once per epoch: 'cosine' anneals lr to `min_lr` "
         "over `epochs` (after `warmup_epochs` of linear warm-up); 'linear' decays it linearly (Pathomic Fusion: "
         "factor 1 - (e + 1) / (epochs + 1) in 0-based epoch e); 'none' keeps lr constant.")
@@ -227,7 +230,39 @@ class TrainingConfig(_Section):
     amp: bool = Field(True, description="Mixed precision (autocast) on CUDA; ignored on CPU (always fp32).")
     amp_dtype: Literal["bf16", "fp16"] = Field(
         "bf16", description="Autocast dtype on CUDA; fp16 adds a gradient scaler (unscaled before gradient hooks).")
-    survival_loss: Literal["cox", "nll"] = Field(
+    monitor: Literal["loss", "metric"] = Field(
+        "loss", description="Model selection / early stopping on the validation 'loss' or 'metric' (C-index for "
+        "survival, accuracy for classification).")
+    resume: bool = Field(True, description="Resume an interrupted fold from its last epoch checkpoint (last.pt) "
+                         "when its provenance matches; false: start over.")
+    keep_epoch_checkpoints: bool = Field(
+        False, description="Also keep one checkpoint per epoch (epoch_<k>.pt) beside last.pt.")
+    l1: float = Field(0.0, ge=0, description="L1 penalty: l1 * sum |w| over all trainable model and head "
+                      "parameters (biases included) added to every step's loss (Pathomic Fusion: 3e-4); 0: none. "
+                      "Logged as history column train_l1_loss.")
+    select_epoch: EpochSelection = Field(
+        "best", description="Weights kept for the predictions and checkpoint: 'best' = the epoch with the best "
+        "`monitor` value (the lowest training task loss without a validation set); 'last' = the final epoch's "
+        "(as Pathomic Fusion and MCAT report). Early stopping (`patience`) applies either way.")
+    weighted_sampler: bool = Field(
+        False, description="Draw each epoch's training patients with replacement, weighted by 1 / size of their "
+        "stratum (class label; survival: event x time bin of the 'nll' loss, event only for 'cox'), as MCAT's "
+        "weighted sampling; false: a plain shuffle.")
+
+
+class TrainingConfig(OptimConfig):
+    """Model training (one job per model x task x fold)."""
+
+    # the loop settings are inherited from OptimConfig; below: models, tasks, inputs and objectives
+
+    models: list[str] = Field(["abmil_snn_concat"], min_length=1, description="Registered model names (gliofuse models list).")
+    tasks: list[Task] = Field([Task.survival, Task.grade, Task.diagnosis], min_length=1, description="Tasks to train.")
+    max_patches: int = Field(512, ge=1, description="Patches sampled per patient bag in training (all at inference).")
+    n_top_genes: int = Field(256, ge=1, description="Most variable genes (on the training fold) fed to omics branches.")
+    model_overrides: dict[str, dict[str, Any]] = Field(
+        {}, description="Per-model hyper-parameter overrides: {model_name: {param: value}} (e.g. "
+        "subspace_fusion: {token_map: raster, grid_size: 50, gc_mode: reflect}; keys: `gliofuse models list`).")
+    survival_loss: SurvivalLoss = Field(
         "cox", description="Survival objective: 'cox' (Cox partial likelihood, `risk` = log hazard) or 'nll' "
         "(discrete-time hazard NLL on `n_bins` time bins, `risk` = -sum of the bin survival probabilities).")
     n_bins: int = Field(4, ge=2, le=20, description="Survival time bins of the 'nll' loss; edges are quantiles of "
@@ -252,24 +287,6 @@ class TrainingConfig(_Section):
     bag_level: Literal["patient", "slide"] = Field(
         "patient", description="'patient': one bag of all of a patient's slides (slides laid out side by side on "
         "the 2-D token map); 'slide': one sample per slide, predictions averaged per patient (head outputs).")
-    monitor: Literal["loss", "metric"] = Field(
-        "loss", description="Model selection / early stopping on the validation 'loss' or 'metric' (C-index for "
-        "survival, accuracy for classification).")
-    resume: bool = Field(True, description="Resume an interrupted fold from its last epoch checkpoint (last.pt) "
-                         "when its provenance matches; false: start over.")
-    keep_epoch_checkpoints: bool = Field(
-        False, description="Also keep one checkpoint per epoch (epoch_<k>.pt) beside last.pt.")
-    l1: float = Field(0.0, ge=0, description="L1 penalty: l1 * sum |w| over all trainable model and head "
-                      "parameters (biases included) added to every step's loss (Pathomic Fusion: 3e-4); 0: none. "
-                      "Logged as history column train_l1_loss.")
-    select_epoch: Literal["best", "last"] = Field(
-        "best", description="Weights kept for the predictions and checkpoint: 'best' = the epoch with the best "
-        "`monitor` value (the lowest training task loss without a validation set); 'last' = the final epoch's "
-        "(as Pathomic Fusion and MCAT report). Early stopping (`patience`) applies either way.")
-    weighted_sampler: bool = Field(
-        False, description="Draw each epoch's training patients with replacement, weighted by 1 / size of their "
-        "stratum (class label; survival: event x time bin of the 'nll' loss, event only for 'cox'), as MCAT's "
-        "weighted sampling; false: a plain shuffle.")
     model_training: dict[str, dict[str, Any]] = Field(
         {}, description="Per-model overrides of the training settings above: {model_name: {setting: value}} "
         "(e.g. subspace_fusion: {lr: 2.0e-4, optimizer: adam, survival_loss: nll}; m2f: {tasks: [survival, grade], "
@@ -384,16 +401,23 @@ class ValidationProtocolConfig(_Section):
     batch_size: int = Field(64, ge=2, description="Rows per optimisation step.")
     lr: float = Field(2e-3, gt=0, description="Peak learning rate.")
     weight_decay: float = Field(5e-4, ge=0, description="Weight decay (L2 for adam).")
-    optimizer: Literal["adam", "adamw", "sgd"] = Field("adam", description="Optimizer.")
-    scheduler: Literal["none", "cosine", "linear"] = Field("linear", description="Per-epoch learning-rate "
+    optimizer: Optimizer = Field("adam", description="Optimizer.")
+    scheduler: LrSchedule = Field("linear", description="Per-epoch learning-rate "
                                                             "schedule (training.scheduler).")
-    survival_loss: Literal["cox", "nll"] = Field("cox", description="Survival objective of the protocol.")
+    survival_loss: SurvivalLoss = Field("cox", description="Survival objective of the protocol.")
     l1: float = Field(0.0, ge=0, description="L1 penalty on all model and head parameters (training.l1).")
-    select_epoch: Literal["best", "last"] = Field(
+    select_epoch: EpochSelection = Field(
         "last", description="'last': the final epoch's weights (both papers report them); 'best': the epoch with "
         "the lowest training loss (training.select_epoch).")
     weighted_sampler: bool = Field(False, description="Balanced sampling of the training rows "
                                    "(training.weighted_sampler).")
+
+    def optim(self) -> OptimConfig:
+        """The loop settings of this protocol: its own keys shared with :class:`OptimConfig`, and what every
+        protocol fixes: no early stopping (``patience`` = ``epochs``; there is no validation set), CPU, fp32,
+        the training loss monitored, no resume; the other settings at their defaults."""
+        own = self.model_dump(include=set(OptimConfig.model_fields))
+        return OptimConfig(**own, patience=self.epochs, device="cpu", amp=False, monitor="loss", resume=False)
 
 
 class PFValidationConfig(ValidationProtocolConfig):
@@ -423,11 +447,11 @@ class MCATValidationConfig(ValidationProtocolConfig):
     batch_size: int = Field(32, ge=2, description="Patients per step (MCAT: batch 1 with 32-step accumulation).")
     lr: float = Field(2e-4, gt=0, description="Learning rate (MCAT: 2e-4).")
     weight_decay: float = Field(1e-5, ge=0, description="Weight decay (MCAT: 1e-5).")
-    scheduler: Literal["none", "cosine", "linear"] = Field("none", description="MCAT: constant learning rate.")
+    scheduler: LrSchedule = Field("none", description="MCAT: constant learning rate.")
     l1: float = Field(3.2e-3, ge=0, description="MCAT's SNN run: lambda_reg 1e-4 on all parameters, added to each "
                       "of the 32 accumulated batch-1 losses (loss / gc + reg), i.e. 32 x 1e-4 per batch-32 step.")
     weighted_sampler: bool = Field(True, description="MCAT: weighted_sample (classes = survival bin x censorship).")
-    survival_loss: Literal["cox", "nll"] = Field("nll", description="MCAT: 4-bin discrete-time NLL (alpha 0).")
+    survival_loss: SurvivalLoss = Field("nll", description="MCAT: 4-bin discrete-time NLL (alpha 0).")
     signature_genes: bool = Field(True, description="Features: *_rnaseq/_cnv/_mut columns of signature-family "
                                   "genes (MCAT's SNN baseline); false: all genomic columns.")
     exclude_genes: list[str] = Field(

@@ -73,7 +73,7 @@ class FusionModel(nn.Module):
     def gradient_policies(self) -> list[tuple[str, dict[str, Any]]]:
         """Gradient policies the architecture asks for: ``[(policy name, options), ...]``.
 
-        A declaration only; :func:`gliofuse.training.hooks.build_policies` builds the objects, so
+        A declaration only; :func:`gliofuse.training.policies.build_policies` builds the objects, so
         the model never touches optimisers or gradients. Default: none.
         """
         return []

@@ -6,7 +6,7 @@ then the registered variants (the full model and two ablations).
 Genomics ``G = MLP_B([SNN(x) ; MLP_A(F(x))])`` with ``F`` the frozen foundation encoder
 (:mod:`gliofuse.omics.foundation`); pathology ``P`` = patch transformer + gated attention pooling;
 the task head is one linear layer on ``[G ; P]`` (``theta = W_G G + W_P P + b``). The model declares
-the ``gradient_modulation`` policy (:class:`gliofuse.training.hooks.GradientModulation`), which scales
+the ``gradient_modulation`` policy (:class:`gliofuse.training.policies.GradientModulation`), which scales
 each branch's update by ``c_m = min(1 - tanh(rho_m - 1), 1)`` and logs rho and c per step.
 """
 
@@ -259,7 +259,7 @@ _NOTES = (
     "MLP_A is frozen, else it is trained with the survival model. Which encoder and stage ran is in the model "
     "params of the checkpoint/provenance and in the log. Pathology: a patch transformer (T2T-ViT replaced by "
     "pre-extracted patch features + transformer layers) with gated attention pooling. Head: one linear layer on "
-    "[G ; P] (CoxHead has no bias, so b/2 = 0). Gradient modulation (training.hooks.GradientModulation): Eq. 5 "
+    "[G ; P] (CoxHead has no bias, so b/2 = 0). Gradient modulation (training.policies.GradientModulation): Eq. 5 "
     "read as the batch partial-likelihood probability of the observed failures (gm_score 'sum_prob') or "
     "exp(mean log partial likelihood) ('mean_logprob'); c_m = min(1 - tanh(alpha (rho_m - 1)), 1); gm_mode 'auto' "
     "scales gradients under SGD and the branch's step (per-branch learning rate) under Adam/AdamW; no GE noise. "

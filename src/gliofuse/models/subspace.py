@@ -10,7 +10,7 @@ queries come from the gene-conditioned tokens and whose keys/values are sampled 
 tokens (:class:`~gliofuse.models.deformable.DeformableCrossAttention2D`). A gene-guided consistency
 loss asks the batch similarity of the sampling positions to match that of the gene embeddings. The
 patient embedding is ``[z_tumour ; z_micro]``; the task head (a linear layer) is the concat fusion
-head, and :class:`gliofuse.training.hooks.SubspaceGradientCoordination` coordinates the gradients
+head, and :class:`gliofuse.training.policies.SubspaceGradientCoordination` coordinates the gradients
 of its two weight blocks (declared through :meth:`SubspaceFusion.gradient_policies`).
 
 Written from the method description in ``specs/subspace_fusion.md``; no code of the original is used.

@@ -36,9 +36,10 @@ def fit_published_split_(*, cfg: GliofuseConfig, job: ValidationJob, out_root: P
 
     Steps: patients with the task's inputs and outcome (:meth:`PublishedCohort.task_mask`) of the split's
     train and test lists; :class:`~gliofuse.reproduce.preprocess.TablePreprocessor` fit on the training rows
-    (ROI-weighted for PF when ``roi_weighting``); an omics-only :class:`PatientBagDataset` per partition
+    (ROI-weighted for PF when ``roi_weighting``); an omics-only dataset per partition
     (PF training rows repeated once per ROI); the task objective (Cox; MCAT's 4 bins for ``nll``; 3-class
-    cross-entropy for grade); ``fit_fold_`` without a validation set, with the protocol's ``l1``,
+    cross-entropy for grade); the fold assembled by :func:`gliofuse.training.assemble.assemble_fold` and fit by
+    :func:`gliofuse.training.fit.fit_fold_` without a validation set, with the protocol's ``l1``,
     ``select_epoch`` (``last``: the final epoch, as both papers; ``best``: the lowest training loss) and
     ``weighted_sampler``; ``patience`` = ``epochs``, so no early stop. A finished job with the same
     provenance is not retrained.
@@ -52,13 +53,13 @@ def fit_published_split_(*, cfg: GliofuseConfig, job: ValidationJob, out_root: P
     """
     import torch
 
+    from gliofuse.config import TrainingConfig
     from gliofuse.data.batch import Targets
-    from gliofuse.data.datasets import PatientBagDataset
-    from gliofuse.models.registry import create_model, get_model_card, resolve_model_params
+    from gliofuse.models.registry import get_model_card, resolve_model_params
     from gliofuse.tasks import get_task
-    from gliofuse.training.cv import is_fold_done
-    from gliofuse.training.harness import FitConfig, fit_fold_, seed_fold
-    from gliofuse.training.objectives import DiscreteHazardObjective, build_objective
+    from gliofuse.training.assemble import FoldData, assemble_fold
+    from gliofuse.training.fit import fit_fold_
+    from gliofuse.training.provenance import is_fold_done
 
     vcfg = cfg.validation
     pc = protocol_config(vcfg, job.protocol)
@@ -96,38 +97,24 @@ def fit_published_split_(*, cfg: GliofuseConfig, job: ValidationJob, out_root: P
     weight = cohort.weight if roi else np.ones(len(cohort.patients), dtype=np.int64)
     pre = TablePreprocessor().fit(cohort.features[train_idx], weight=weight[train_idx])
     rows_train = np.repeat(train_idx, weight[train_idx])  # PF: one row per ROI
-    spec = get_task(job.task)
-
-    def dataset(rows: np.ndarray) -> PatientBagDataset:
-        label = cohort.grade[rows] if job.task == "grade" else np.full(len(rows), -1, dtype=np.int64)
-        return PatientBagDataset(
-            patient_ids=[cohort.patients[i] for i in rows], slide_files=None,
-            omics=pre.transform(cohort.features[rows]),
-            targets=Targets(time_days=cohort.time_days[rows], event=cohort.event[rows], label=label), seed=seed)
-
-    datasets = {"train": dataset(rows_train), "test": dataset(test_idx)}
-    if job.task == "survival" and pc.survival_loss == "nll":
+    label = cohort.grade if job.task == "grade" else np.full(len(cohort.patients), -1, dtype=np.int64)
+    data = FoldData(patients=list(cohort.patients),
+                    targets=Targets(time_days=cohort.time_days, event=cohort.event, label=label),
+                    partitions={"train": rows_train, "test": test_idx}, omics=cohort.features)
+    survival_loss = pc.survival_loss if job.task == "survival" else "cox"
+    edges = None
+    if job.task == "survival" and survival_loss == "nll":  # MCAT's 4 bins, from the protocol's pool
         pool = np.arange(len(cohort.patients)) if getattr(pc, "bins_from", "train") == "cohort" else train_idx
         pool = pool[mask[pool]]
-        edges = mcat_bin_edges(cohort.time_days[pool], cohort.event[pool])[1:-1]
-        objective = DiscreteHazardObjective(spec, edges=torch.as_tensor(edges, dtype=torch.float64))
-    else:
-        objective = build_objective(spec, train_time_days=cohort.time_days[rows_train],
-                                    train_labels=cohort.grade[rows_train] if job.task == "grade" else None,
-                                    survival_loss="cox")
-    fit = FitConfig(epochs=pc.epochs, batch_size=pc.batch_size, lr=pc.lr, weight_decay=pc.weight_decay,
-                    patience=pc.epochs, device="cpu", seed=seed, optimizer=pc.optimizer, scheduler=pc.scheduler,
-                    amp=False, monitor="loss", resume=False, l1=pc.l1, select_epoch=pc.select_epoch,
-                    weighted_sampler=pc.weighted_sampler)
-    seed_fold(seed)
-    model = create_model(job.model, input_dims={"omics": int(cohort.features.shape[1])}, tasks=(job.task,),
-                         **params)
-    heads = {job.task: objective.build_head(model.embed_dim)}
+        inner = mcat_bin_edges(cohort.time_days[pool], cohort.event[pool])[1:-1]
+        edges = {job.task: torch.as_tensor(inner, dtype=torch.float64)}
     logger.info("%s: %d train rows (%d patients) / %d test patients, %d features", job.rel_dir, len(rows_train),
                 len(train_idx), len(test_idx), cohort.features.shape[1])
-    result = fit_fold_(model=model, heads=heads, objectives={job.task: objective}, primary=job.task,
-                       datasets=datasets, fit=fit, out_dir=out_dir, model_name=job.model, fold=job.split,
-                       prov=prov, checkpoint_extra={"model_params": params, "validation": settings,
-                                                    "preprocessing": pre.state_dict(),
-                                                    "feature_names": list(cohort.feature_names)})
+    run = assemble_fold(data, model_name=job.model, model_params=params, tasks=[get_task(job.task)],
+                        training=TrainingConfig(survival_loss=survival_loss, device="cpu"), seed=seed,
+                        omics_transform=pre, bin_edges=edges)
+    result = fit_fold_(run, optim=pc.optim(), seed=seed, out_dir=out_dir, fold=job.split, prov=prov,
+                       checkpoint_extra={"model_params": params, "validation": settings,
+                                         "preprocessing": pre.state_dict(),
+                                         "feature_names": list(cohort.feature_names)})
     return result.predictions

@@ -1,4 +1,5 @@
-"""Training: pure losses, the per-fold harness and the cross-validation entry point.
+"""Training: one fold is read (``inputs``), assembled (``assemble``), fitted (``fit``: ``loop``, ``optim``,
+``sampling``, ``policies``, ``checkpoint``) and predicted (``predict``); ``fold`` is ``gliofuse train fold``.
 
-Kept import-free so that ``gliofuse.tasks`` stays importable without torch.
+Kept import-free, so that the torch-free ``provenance`` module imports without torch.
 """

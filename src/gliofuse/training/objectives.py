@@ -1,7 +1,7 @@
 """Task objectives: head, loss, prediction columns, validation metric and batch confidence per task.
 
 An :class:`Objective` binds a :class:`~gliofuse.tasks.TaskSpec` to its head and loss and to
-what was fitted on the training fold (survival bin edges, class weights). The harness treats every
+what was fitted on the training fold (survival bin edges, class weights). The training loop treats every
 objective alike; gradient policies ask an objective for the confidence of a partial output.
 """
 
@@ -84,6 +84,10 @@ class Objective:
     def prediction_values(self, output: Tensor) -> dict[str, np.ndarray]:  # pragma: no cover - abstract
         """Prediction-table value columns (docs/data-contracts.md §8) from head outputs."""
         raise NotImplementedError
+
+    def time_bins(self, time_days: Tensor) -> Tensor | None:
+        """The survival time bin (int64, (B,)) of each time in days, for objectives that bin time; None here."""
+        return None
 
     @property
     def prediction_columns(self) -> list[str]:
@@ -236,9 +240,13 @@ class DiscreteHazardObjective(_SurvivalObjective):
     def risk(self, output: Tensor) -> Tensor:
         return hazards_to_risk(torch.sigmoid(output))
 
+    def time_bins(self, time_days: Tensor) -> Tensor:
+        """Bin k of ``edges[k-1] < t <= edges[k]`` per time in days (:func:`~gliofuse.training.losses.survival_bins`)."""
+        return survival_bins(time_days, self.edges)
+
     def loss(self, output: Tensor, batch: Batch) -> Tensor:
         ok = self.known(batch)
-        bins = survival_bins(batch.time_days[ok], self.edges)
+        bins = self.time_bins(batch.time_days[ok])
         return discrete_survival_nll(torch.sigmoid(output.float()[ok]), bins, batch.event[ok], alpha=self.alpha)
 
     def state_dict(self) -> dict[str, Any]:

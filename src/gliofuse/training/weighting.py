@@ -1,6 +1,6 @@
 """Combining the task losses of multi-task training: fixed weights or learned uncertainty weights.
 
-The model declares which (:meth:`~gliofuse.models.base.FusionModel.loss_weighting`); the harness
+The model declares which (:meth:`~gliofuse.models.base.FusionModel.loss_weighting`); the fit
 builds the combiner with :func:`build_task_weighting`, optimises its parameters with the model's and
 calls it on the per-task losses of every step.
 """

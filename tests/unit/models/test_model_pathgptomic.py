@@ -14,7 +14,7 @@ from gliofuse.data.collate import collate_bags
 from gliofuse.errors import ConfigError, InputDataError
 from gliofuse.models.registry import create_model, get_model_card
 from gliofuse.omics import foundation
-from gliofuse.training.hooks import GradientModulation, build_policies
+from gliofuse.training.policies import GradientModulation, build_policies
 from tests.unit.models.fitting import cox_losses_on_fixed_batch
 
 D, G, B, E = 21, 6, 8, 5

@@ -15,7 +15,7 @@ import yaml
 from gliofuse.config import parse_config
 from gliofuse.models.registry import create_model, get_model_card, list_models
 from gliofuse.omics.genesets import GROUPS
-from gliofuse.training.cv import train_fold_
+from gliofuse.training.fold import train_fold_
 
 REPO = Path(__file__).resolve().parents[3]
 # the demo: test_resnet features (96-d), 256 top genes; gene-set sizes as matched on the demo's gene list

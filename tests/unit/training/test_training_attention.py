@@ -15,8 +15,8 @@ import torch
 from gliofuse.data.bags import group_feature_files_
 from gliofuse.data.datasets import PatientBagDataset
 from gliofuse.report.attention import read_attention_
-from gliofuse.training.cv import train_fold_
-from gliofuse.training.harness import predict
+from gliofuse.training.fold import train_fold_
+from gliofuse.training.predict import predict
 
 
 def _train(make_config: Any, inp: Any, out: Path, *, model: str = "abmil_snn_concat", task: str = "survival",

@@ -14,7 +14,7 @@ from gliofuse.evaluation.evaluate import evaluate_model_
 from gliofuse.evaluation.metrics import integrated_brier_score
 from gliofuse.evaluation.survival import discrete_hazard_survival, hazard_columns, time_grid
 from gliofuse.tasks import get_task
-from gliofuse.training.cv import train_fold_
+from gliofuse.training.fold import train_fold_
 from gliofuse.training.objectives import build_objective
 
 

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 import torch
 
-from gliofuse.training.cv import train_fold_
+from gliofuse.training.fold import train_fold_
 from gliofuse.training.weighting import FixedWeighting, UncertaintyWeighting, build_task_weighting
 
 M2F_SMALL = {"gene_sets": ["tumour", "microenvironment"], "dim": 16, "heads": 2, "ff_dim": 24}

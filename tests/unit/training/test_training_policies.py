@@ -12,7 +12,8 @@ from torch import nn
 from gliofuse.data.batch import Batch
 from gliofuse.models.base import ModelOutput
 from gliofuse.tasks import get_task
-from gliofuse.training.hooks import (
+from gliofuse.training.objectives import ClassificationObjective, CoxObjective, batch_concordance
+from gliofuse.training.policies import (
     GradientModulation,
     StepContext,
     SubspaceGradientCoordination,
@@ -22,7 +23,6 @@ from gliofuse.training.hooks import (
     project_conflict,
     reflect_conflict,
 )
-from gliofuse.training.objectives import ClassificationObjective, CoxObjective, batch_concordance
 
 
 def _cos(a: torch.Tensor, b: torch.Tensor) -> float:

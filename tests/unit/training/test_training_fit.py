@@ -1,4 +1,4 @@
-"""The shared harness: subspace fusion learning, multi-task heads, resume, bag levels, optimisers, objectives."""
+"""Fitting a fold end to end: subspace fusion learning, multi-task heads, resume, bag levels, optimisers, objectives."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ import pandas as pd
 import pytest
 import torch
 
+from gliofuse.config import OptimConfig
 from gliofuse.evaluation.metrics import classification_metrics, concordance_index
 from gliofuse.tasks import DIAGNOSIS4_CLASSES, diagnosis4_labels, get_task
-from gliofuse.training import harness
-from gliofuse.training.cv import train_fold_
-from gliofuse.training.harness import FitConfig, lr_factor
+from gliofuse.training import fit
+from gliofuse.training.fold import train_fold_
+from gliofuse.training.optim import lr_factor
 
 
 def _train(make_config: Any, inp: Any, out: Path, *, model: str = "subspace_fusion", task: str = "survival",
@@ -73,20 +74,20 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(subspace_inputs: 
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     kw = {"epochs": 4, "survival_loss": "nll", "scheduler": "cosine", "optimizer": "adam"}
     full = _train(make_config, subspace_inputs, tmp_path / "full", **kw)
-    save = harness.save_epoch_checkpoint_
+    save = fit.save_epoch_checkpoint_
 
     def killed_after_epoch_2(path: Path, state: dict[str, Any]) -> None:
         save(path, state)
         if state["epoch"] == 2:
             raise KeyboardInterrupt("simulated kill")
 
-    monkeypatch.setattr(harness, "save_epoch_checkpoint_", killed_after_epoch_2)
+    monkeypatch.setattr(fit, "save_epoch_checkpoint_", killed_after_epoch_2)
     out = tmp_path / "resumed"
     with pytest.raises(KeyboardInterrupt):
         _train(make_config, subspace_inputs, out, **kw)
     assert (out / "last.pt").exists() and not (out / "predictions.tsv").exists()
     assert len(pd.read_csv(out / "history.tsv", sep="\t")) == 2  # per-epoch log written while training
-    monkeypatch.setattr(harness, "save_epoch_checkpoint_", save)
+    monkeypatch.setattr(fit, "save_epoch_checkpoint_", save)
     resumed = _train(make_config, subspace_inputs, out, **kw)
     pd.testing.assert_frame_equal(resumed, full)
     h_full, h_res = (pd.read_csv(p / "history.tsv", sep="\t") for p in (tmp_path / "full", out))
@@ -98,17 +99,17 @@ def test_resume_after_interruption_equals_an_uninterrupted_run(subspace_inputs: 
 
 def test_resume_is_refused_for_another_configuration(subspace_inputs: Any, tmp_path: Path, make_config: Any,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    save = harness.save_epoch_checkpoint_
+    save = fit.save_epoch_checkpoint_
 
     def killed(path: Path, state: dict[str, Any]) -> None:
         save(path, state)
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(harness, "save_epoch_checkpoint_", killed)
+    monkeypatch.setattr(fit, "save_epoch_checkpoint_", killed)
     out = tmp_path / "x"
     with pytest.raises(KeyboardInterrupt):
         _train(make_config, subspace_inputs, out, model="snn", epochs=3)
-    monkeypatch.setattr(harness, "save_epoch_checkpoint_", save)
+    monkeypatch.setattr(fit, "save_epoch_checkpoint_", save)
     _train(make_config, subspace_inputs, out, model="snn", epochs=3, lr=1e-2)  # other lr: starts over
     assert len(pd.read_csv(out / "history.tsv", sep="\t")) == 3
 
@@ -124,9 +125,9 @@ def test_slide_level_bags_are_averaged_per_patient(subspace_inputs: Any, tmp_pat
 
 
 def test_optimizers_schedule_and_class_weights(subspace_inputs: Any, tmp_path: Path, make_config: Any) -> None:
-    fit = FitConfig(epochs=10, batch_size=4, lr=1.0, weight_decay=0.0, patience=3, scheduler="cosine",
-                    min_lr=0.1, warmup_epochs=2)
-    factors = [lr_factor(e, fit) for e in range(10)]
+    optim = OptimConfig(epochs=10, batch_size=4, lr=1.0, weight_decay=0.0, patience=3, scheduler="cosine",
+                        min_lr=0.1, warmup_epochs=2)
+    factors = [lr_factor(e, optim) for e in range(10)]
     assert factors[0] == pytest.approx(0.1) and factors[2] == pytest.approx(1.0)
     assert all(a >= b for a, b in itertools.pairwise(factors[2:])) and factors[-1] > 0.1
     for optimizer in ("sgd", "adam"):

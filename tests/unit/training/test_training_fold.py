@@ -19,7 +19,7 @@ import torch
 from gliofuse.errors import ConfigError, InputDataError
 from gliofuse.evaluation.metrics import classification_metrics, concordance_index
 from gliofuse.tasks import DIAGNOSIS_CLASSES, get_task
-from gliofuse.training.cv import train_fold_
+from gliofuse.training.fold import train_fold_
 
 
 def _run(make_config: Any, inp: Any, out_dir: Path, *, model: str = "abmil_snn_concat", task: str = "survival",
@@ -132,7 +132,7 @@ def test_rerun_is_skipped_and_config_change_retrains(fold_inputs: Any, tmp_path:
     out = tmp_path / "fold_1"
     run(fold_inputs, out, model="snn", fold=1, epochs=1)
     stamp = (out / "predictions.tsv").stat().st_mtime_ns
-    with caplog.at_level(logging.INFO, logger="gliofuse.training.cv"):
+    with caplog.at_level(logging.INFO, logger="gliofuse.training"):
         run(fold_inputs, out, model="snn", fold=1, epochs=1)
     assert "skipping" in caplog.text
     assert (out / "predictions.tsv").stat().st_mtime_ns == stamp
@@ -152,7 +152,7 @@ def test_unimodal_models_need_only_their_modality(fold_inputs: Any, tmp_path: Pa
 def test_missing_class_labels_are_dropped(tmp_path: Path, caplog: pytest.LogCaptureFixture,
                                          fold_factory: Any, run: RunFold) -> None:
     inp = fold_factory.make_fold_inputs(tmp_path / "in", n_patients=21, n_missing_diagnosis=4, seed=3)
-    with caplog.at_level(logging.INFO, logger="gliofuse.training.cv"):
+    with caplog.at_level(logging.INFO, logger="gliofuse.training"):
         df = run(inp, tmp_path / "out", model="snn", task="diagnosis", epochs=1)
     assert len(df) == 21 - 4
     assert "dropped 4 of 21 patients" in caplog.text

@@ -2,7 +2,7 @@
 
 A model declares the policies it wants (:meth:`~gliofuse.models.base.FusionModel.gradient_policies`,
 names and options only); :func:`build_policies` builds them here, so models never touch gradients
-and the harness never knows which paper a policy comes from.
+and the training loop never knows which paper a policy comes from.
 
 :class:`SubspaceGradientCoordination` is the gradient coordination of Zhang et al. (MICCAI 2024,
 arXiv:2406.13979): for a head ``Linear([z_a ; z_b])`` it compares, row by row, the gradient blocks

@@ -1,4 +1,4 @@
-"""Harness options used by the published protocols: L1 penalty, last-epoch selection, linear decay, balanced sampling."""
+"""Loop options used by the published protocols: L1 in the loss, last-epoch selection, balanced sampling."""
 
 from __future__ import annotations
 
@@ -10,22 +10,15 @@ import pandas as pd
 import pytest
 import torch
 
-from gliofuse.config import TrainingConfig
+from gliofuse.config import OptimConfig
 from gliofuse.data.batch import Targets
 from gliofuse.data.datasets import PatientBagDataset
 from gliofuse.models.registry import create_model
+from gliofuse.seed import seed_everything
 from gliofuse.tasks import get_task
-from gliofuse.training.harness import (
-    FitConfig,
-    FitResult,
-    balanced_weights,
-    fit_fold_,
-    l1_penalty,
-    lr_factor,
-    sampling_strata,
-    seed_fold,
-)
-from gliofuse.training.objectives import DiscreteHazardObjective, build_objective
+from gliofuse.training.assemble import FoldRun
+from gliofuse.training.fit import FitResult, fit_fold_
+from gliofuse.training.objectives import build_objective
 
 N, G = 24, 6
 
@@ -47,24 +40,17 @@ def _fit(tmp: Path, *, task: str = "grade", datasets: dict[str, PatientBagDatase
     spec = get_task(task)
     train = datasets["train"].targets
     objective = build_objective(spec, train_time_days=train.time_days, train_labels=train.label)
-    seed_fold(7)
+    seed_everything(7)
     model = create_model("snn", input_dims={"omics": G}, tasks=(task,), hidden_dims=[5, 4], dropout=0.0)
     heads = {task: objective.build_head(model.embed_dim)}
     init = {**{f"model.{k}": v.clone() for k, v in model.state_dict().items()},
             **{f"head.{k}": v.clone() for k, v in heads[task].state_dict().items()}}
     kw = {"epochs": 1, "batch_size": 64, "lr": 1e-2, "weight_decay": 0.0, "patience": 100, "device": "cpu",
-          "seed": 7, "optimizer": "sgd", "momentum": 0.0, "amp": False, **fit_kw}
-    result = fit_fold_(model=model, heads=heads, objectives={task: objective}, primary=task, datasets=datasets,
-                       fit=FitConfig(**kw), out_dir=tmp, model_name="snn", fold=0, prov={"test": True})
+          "optimizer": "sgd", "momentum": 0.0, "amp": False, "scheduler": "none", "resume": False, **fit_kw}
+    run = FoldRun(model_name="snn", model=model, heads=heads, objectives={task: objective}, primary=task,
+                  datasets=datasets, input_dims={"omics": G})
+    result = fit_fold_(run, optim=OptimConfig(**kw), seed=7, out_dir=tmp, fold=0, prov={"test": True})
     return result, model, init
-
-
-def test_l1_penalty_is_the_sum_of_absolute_values() -> None:
-    lin = torch.nn.Linear(2, 2)
-    with torch.no_grad():
-        lin.weight.copy_(torch.tensor([[1.5, -2.0], [0.0, 0.25]]))
-        lin.bias.copy_(torch.tensor([-0.5, 3.0]))
-    assert float(l1_penalty(list(lin.parameters())).detach()) == pytest.approx(1.5 + 2.0 + 0.0 + 0.25 + 0.5 + 3.0)
 
 
 def test_l1_adds_l1_times_sum_abs_w_to_loss_and_gradient(tmp_path: Path) -> None:
@@ -124,26 +110,6 @@ def test_select_epoch_rejects_unknown_values(tmp_path: Path) -> None:
         _fit(tmp_path, select_epoch="median")
 
 
-def test_linear_schedule_follows_pathomic_fusion() -> None:
-    fit = FitConfig(epochs=50, batch_size=1, lr=2e-3, weight_decay=0.0, patience=1, scheduler="linear")
-    assert [lr_factor(e, fit) for e in (0, 1, 49)] == pytest.approx([1 - 1 / 51, 1 - 2 / 51, 1 / 51])
-    floor = FitConfig(epochs=4, batch_size=1, lr=1.0, weight_decay=0.0, patience=1, scheduler="linear", min_lr=0.5)
-    assert lr_factor(3, floor) == pytest.approx(0.5 + 0.5 * (1 - 4 / 5))
-
-
-def test_balanced_weights_and_strata() -> None:
-    assert balanced_weights(np.array([0, 0, 0, 1])).tolist() == pytest.approx([4 / 3, 4 / 3, 4 / 3, 4.0])
-    ds = _dataset(np.arange(8))
-    edges = torch.tensor([300.0, 600.0], dtype=torch.float64)
-    objective = DiscreteHazardObjective(get_task("survival"), edges=edges)
-    strata = sampling_strata(objective, ds)
-    t, e = ds.targets.time_days, ds.targets.event.astype(int)
-    expected = np.digitize(t, [300.0, 600.0], right=True) * 3 + e + 1
-    assert strata.tolist() == expected.tolist()
-    grade = build_objective(get_task("grade"), train_time_days=t, train_labels=ds.targets.label)
-    assert sampling_strata(grade, ds).tolist() == ds.targets.label.tolist()
-
-
 def test_weighted_sampler_draws_with_replacement_and_trains(tmp_path: Path) -> None:
     labels = np.array([0] * 20 + [1] * 2 + [2] * 2)
     ds = _dataset(np.arange(N))
@@ -164,12 +130,3 @@ def test_weighted_sampler_draws_with_replacement_and_trains(tmp_path: Path) -> N
     assert len(np.unique(train_draws)) < 3 * N  # replacement
     minority = np.isin(train_draws, np.flatnonzero(labels > 0)).mean()
     assert minority > 0.4  # 4 of 24 patients, about 2/3 of the draws when balanced
-
-
-def test_fit_config_from_training_carries_the_new_options() -> None:
-    training = TrainingConfig(l1=3e-4, select_epoch="last", weighted_sampler=True, scheduler="linear")
-    fit = FitConfig.from_training(training, seed=1)
-    assert (fit.l1, fit.select_epoch, fit.weighted_sampler, fit.scheduler) == (3e-4, "last", True, "linear")
-    default = FitConfig.from_training(TrainingConfig(), seed=1)
-    assert (default.l1, default.select_epoch, default.weighted_sampler) == (0.0, "best", False)
-
