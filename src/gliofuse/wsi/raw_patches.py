@@ -2,8 +2,8 @@
 
 For a batch of patch corners the reader gathers the tiles the patches overlap, decodes each distinct
 tile once in one ``torchvision.io.decode_jpeg`` call (libjpeg-turbo on the CPU, nvJPEG with
-``device="cuda"``), cuts the patches out of the decoded tiles with two batched gathers and resizes
-them on the same device. Only levels that :func:`gliofuse.wsi.jpeg_tiles.supports_raw_tiles` accepts
+``device="cuda"``), copies each tile's overlap with each patch into the batch and resizes the batch
+on the same device. Only levels that :func:`gliofuse.wsi.jpeg_tiles.supports_raw_tiles` accepts
 can be read; for the others use OpenSlide (:mod:`gliofuse.wsi.reader`).
 
 Semantics follow ``read_region`` + transparent-on-white (``gliofuse.features.loader.read_unit``):
@@ -23,10 +23,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from gliofuse.errors import CorruptTileError
+from gliofuse.errors import CorruptTileError, RawTilesUnsupportedError
 from gliofuse.wsi.jpeg_tiles import JpegTileLevel, JpegTileSlide
 
 WHITE = 255
+#: mean |device − CPU| (grey levels) above which the device decoder is taken to misread the tiles;
+#: decoder differences are far below it, a colour-space error (RGB read as YCbCr) gives ~47
+DEVICE_DECODER_TOLERANCE = 2.0
 
 
 def _decode_jpeg(streams: list[torch.Tensor], device: torch.device) -> list[torch.Tensor]:
@@ -64,6 +67,7 @@ class RawPatchReader:
         self.out_size = int(out_size) if out_size is not None else self.read_size
         self.device = torch.device(device)
         self.mode = mode
+        self._decoder_checked = self.device.type == "cpu"
 
     def close(self) -> None:
         self.slide.close()
@@ -135,8 +139,11 @@ class RawPatchReader:
         if not streams:
             return tiles
         shape = (lv.tile_height, lv.tile_width)
-        for k, t in zip(present, self._decode_named(streams, present), strict=True):
-            hwc = t.permute(1, 2, 0)  # CHW view of the decoder's HWC buffer → HWC, contiguous
+        decoded = self._decode_named(streams, present)
+        if not self._decoder_checked:
+            self._check_device_decoder(streams[0], decoded[0])
+        for k, t in zip(present, decoded, strict=True):
+            hwc = t.permute(1, 2, 0)  # CHW (on the CPU a view of the decoder's HWC buffer) → HWC
             tiles[k] = hwc if hwc.shape[:2] == shape else _pad_white(hwc, shape)
         return tiles
 
@@ -153,10 +160,22 @@ class RawPatchReader:
                     row, col = divmod(int(k), lv.tiles_across)
                     raise CorruptTileError(
                         f"{self.slide.path}: JPEG tile (row {row}, col {col}) of level {lv.index} at byte "
-                        f"{int(lv.offsets[k])} does not decode ({_first_line(exc)}). The file may be corrupt; "
+                        f"{int(lv.offsets[k])} does not decode ({_last_line(exc)}). The file may be corrupt; "
                         "re-download it, or read the slide with OpenSlide, which fills unreadable patches.") from None
             raise CorruptTileError(f"{self.slide.path}: decoding {len(streams)} tiles of level {self.level.index} "
-                                   f"failed ({_first_line(batch_exc)})") from None
+                                   f"failed ({_last_line(batch_exc)})") from None
+
+    def _check_device_decoder(self, stream: torch.Tensor, tile: torch.Tensor) -> None:
+        """Once per reader: the device's decoder must agree with libjpeg on a tile (e.g. honour the
+        Adobe RGB marker); else raise ``RawTilesUnsupportedError`` so the caller reads with OpenSlide."""
+        ref = _decode_jpeg([stream], torch.device("cpu"))[0]
+        diff = (tile.cpu().int() - ref.int()).abs().float().mean().item()
+        if diff > DEVICE_DECODER_TOLERANCE:
+            raise RawTilesUnsupportedError(
+                f"{self.slide.path}: the {self.device} JPEG decoder differs from libjpeg on level {self.level.index} "
+                f"(mean |difference| {diff:.1f} grey levels > {DEVICE_DECODER_TOLERANCE}); read it with OpenSlide "
+                "or decode on the CPU.")
+        self._decoder_checked = True
 
     def _resize(self, patches: torch.Tensor) -> torch.Tensor:
         size = (self.out_size, self.out_size)
@@ -174,7 +193,7 @@ def _pad_white(tile: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
     return out
 
 
-def _first_line(exc: BaseException) -> str:
+def _last_line(exc: BaseException) -> str:
     lines = str(exc).strip().splitlines()
     return lines[-1] if lines else type(exc).__name__
 
