@@ -108,11 +108,12 @@ def test_synthetic_40x_matches_openslide(synthetic_slides: dict[str, Path]) -> N
     assert mean_d <= SUBPIXEL_MEAN_DIFF, (max_d, mean_d)
 
 
-def test_missing_tile_is_white(synthetic_slides: dict[str, Path]) -> None:
+def test_missing_tile_and_off_slide_are_white(synthetic_slides: dict[str, Path]) -> None:
     with RawPatchReader(synthetic_slides["40x"], level=0, read_size=256) as reader:
         reader.level.counts[reader.level.tiles_across + 1] = 0  # tile (1, 1): no data, as OpenSlide → white
-        patch = reader.read(np.array([[256, 256], [300, 300]])).permute(0, 2, 3, 1).numpy()
-    assert (patch[0] == 255).all()
+        patch = reader.read(np.array([[256, 256], [300, 300], [-5000, 0]])).permute(0, 2, 3, 1).numpy()
+        assert reader.read(np.zeros((0, 2))).shape == (0, 3, 256, 256)
+    assert (patch[0] == 255).all() and (patch[2] == 255).all()  # missing tile; wholly off the slide
     assert (patch[1, :212, :212] == 255).all() and not (patch[1] == 255).all()
 
 
