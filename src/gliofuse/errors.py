@@ -19,5 +19,13 @@ class SlideReadError(GliofuseError, OSError):
     """A whole-slide image cannot be opened or read."""
 
 
+class RawTilesUnsupportedError(SlideReadError):
+    """A slide level is not stored as tiled JPEG, so its raw tiles cannot be decoded directly: read it with OpenSlide."""
+
+
+class CorruptTileError(SlideReadError):
+    """A raw JPEG tile of a slide cannot be decoded (the message names the slide, level and tile)."""
+
+
 class NoComparablePairsError(InputDataError):
     """A concordance index has no comparable pair (e.g. all samples censored)."""
