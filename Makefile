@@ -29,7 +29,8 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --durations=15 tests
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/lint-imports
 	$(BIN)/snakemake --lint --cores 1
 
 ## Regenerate the rule-graph picture shown in the README (needs graphviz `dot`)

@@ -45,7 +45,7 @@ def _section(cfg, name: str) -> dict:
 # --- handlers -------------------------------------------------------------------------------------------
 
 def cmd_config_schema(args: argparse.Namespace) -> None:
-    from gliofuse.config import schema_yaml
+    from gliofuse.config_schema import schema_yaml
     from gliofuse.io import write_text_atomic_
 
     text = schema_yaml()

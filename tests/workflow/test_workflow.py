@@ -14,7 +14,7 @@ from tests.workflow.conftest import SMALL, SNAKEMAKE, copy_run, job_counts, snak
 
 
 def test_schema_file_in_sync():
-    from gliofuse.config import schema_yaml
+    from gliofuse.config_schema import schema_yaml
 
     checked_in = (REPO / "workflow" / "schemas" / "config.schema.yaml").read_text()
     assert checked_in == schema_yaml(), "run: gliofuse config schema --out workflow/schemas/config.schema.yaml"
