@@ -32,12 +32,10 @@ from gliofuse.evaluation.survival import (
     time_grid,
 )
 from gliofuse.io import provenance, read_table_, write_table_
-from gliofuse.tasks import task_kind
+from gliofuse.tasks import PREDICTION_ID_COLUMNS, SURVIVAL_COLUMNS, task_kind
 
 logger = logging.getLogger(__name__)
 
-ID_COLUMNS: tuple[str, ...] = ("patient_id", "model", "task", "fold", "split")
-SURVIVAL_COLUMNS: tuple[str, ...] = ("time_days", "event", "risk")
 CLASSIFICATION_COLUMNS: tuple[str, ...] = ("y_true", "y_pred")
 SURVIVAL_METRICS: tuple[str, ...] = ("c_index", "c_index_uno", "td_auc", "ibs", "logrank_p")
 CLASSIFICATION_METRICS: tuple[str, ...] = ("auc_macro", "auc_micro", "average_precision", "balanced_accuracy",
@@ -64,7 +62,7 @@ def read_predictions_(path: Path, *, model: str, task: str) -> pd.DataFrame:
         bad event coding, class indices out of range or probabilities not summing to 1.
     """
     kind = task_kind(task)
-    required = [*ID_COLUMNS, *(SURVIVAL_COLUMNS if kind == "survival" else CLASSIFICATION_COLUMNS)]
+    required = [*PREDICTION_ID_COLUMNS, *(SURVIVAL_COLUMNS if kind == "survival" else CLASSIFICATION_COLUMNS)]
     df = read_table_(path, required=required, what=f"{task} prediction table", dtype={"patient_id": str})
     for col, want in (("model", model), ("task", task)):
         got = sorted(set(df[col].astype(str)))
