@@ -15,7 +15,8 @@ LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(root / "src")}
-    return subprocess.run([str(LINT_IMPORTS), "--no-cache", "--config", str(root / "pyproject.toml")], cwd=root,
+    return subprocess.run([str(LINT_IMPORTS), "--no-cache", "--config", str(root / "pyproject.toml")],
+                          check=False, cwd=root,
                           env=env, capture_output=True, text=True, timeout=120)
 
 

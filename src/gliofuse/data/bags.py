@@ -69,13 +69,6 @@ def _check_finite(bag: np.ndarray, infos: Sequence[FeatureFileInfo]) -> None:
                              "Rerun `features_extract` for these slides.")
 
 
-def read_bag_(infos: Sequence[FeatureFileInfo]) -> np.ndarray:
-    """Concatenate the ``features`` of a patient's slides: (sum N, D) float32."""
-    bag = np.concatenate([read_slide_features_(info.path)[0] for info in infos], axis=0)
-    _check_finite(bag, infos)
-    return bag
-
-
 def _grid_step(coords: np.ndarray) -> float:
     """Patch pitch in level-0 px: smallest gap between neighbours of one row or one column."""
     gaps: list[np.ndarray] = []
