@@ -161,18 +161,25 @@ class DeformableCrossAttention2D(nn.Module):
     dropout : dropout on the attention weights.
     cpb_hidden : width of the continuous position bias MLP.
     cpb_checkpoint : recompute the position-bias MLP in backward (saves memory on 2,500-token maps).
+    mask_out_of_map_keys : True (default): the part of a key's bilinear footprint that falls outside
+        the map counts as invalid, so a key wholly outside the map is masked. False (the original
+        code): outside the map is zero-padded features, attended like any other key (its logit is
+        the position bias alone); only empty cells inside the map are masked.
 
     Notes
     -----
-    With a validity map: (i) it is sampled at the same points as the keys and ``log(max(valid, 1e-6))``
-    is added to the logits, so keys falling on empty cells are ignored; (ii) only valid cells are
-    queried (the output of an empty cell is 0 and the offset network still sees the whole map), which
-    saves the work of empty canvas cells without changing the output of valid ones.
+    With a validity map: (i) it is sampled at the same points as the keys and ``log(max(kvalid, 1e-6))``
+    is added to the logits, where ``kvalid`` is the bilinear share of the key on valid cells (with
+    ``mask_out_of_map_keys``) or 1 minus its share on empty in-map cells (without), so keys falling
+    on empty cells are ignored; (ii) only valid cells are queried (the output of an empty cell is 0
+    and the offset network still sees the whole map), which saves the work of empty canvas cells
+    without changing the output of valid ones. A ``raster`` map is all valid, so without
+    ``mask_out_of_map_keys`` its logits are not masked at all, as in the original.
     """
 
     def __init__(self, dim: int, *, heads: int = 8, dim_head: int = 64, offset_groups: int = 8,
                  downsample: int = 4, offset_kernel: int = 6, offset_scale: float = 4.0, dropout: float = 0.1,
-                 cpb_hidden: int = 32, cpb_checkpoint: bool = True) -> None:
+                 cpb_hidden: int = 32, cpb_checkpoint: bool = True, mask_out_of_map_keys: bool = True) -> None:
         super().__init__()
         inner = heads * dim_head
         if dim % offset_groups or heads % offset_groups:
@@ -183,6 +190,7 @@ class DeformableCrossAttention2D(nn.Module):
         self.heads, self.dim_head, self.groups = heads, dim_head, offset_groups
         self.scale = dim_head ** -0.5
         self.offset_scale = float(offset_scale)
+        self.mask_out_of_map_keys = bool(mask_out_of_map_keys)
         self.downsample, self.offset_kernel = downsample, offset_kernel
         group_dim = inner // offset_groups
         self.to_q = nn.Conv2d(dim, inner, 1, groups=offset_groups, bias=False)
@@ -258,10 +266,7 @@ class DeformableCrossAttention2D(nn.Module):
         bias = self.cpb(qpos, grid.reshape(b * g, h * w, 2))  # (B*G, heads/G, Q, hw)
         sim = sim + bias.reshape(b, self.heads, n_q, h * w).to(sim.dtype)
         if valid is not None:
-            vmap = valid.to(grid.dtype).unsqueeze(1).repeat_interleave(g, dim=0)  # (B*G, 1, H, W)
-            kvalid = sample_map(vmap, grid).reshape(b, g, 1, 1, h * w)
-            kvalid = kvalid.expand(b, g, self.heads // g, 1, h * w).reshape(b, self.heads, 1, h * w)
-            sim = sim + torch.log(kvalid.clamp_min(1e-6)).to(sim.dtype)
+            sim = sim + self._key_log_validity(valid, grid).to(sim.dtype)
         sim = sim - sim.amax(dim=-1, keepdim=True).detach()
         weights = sim.softmax(dim=-1)
         attn = self.drop(weights)
@@ -277,6 +282,19 @@ class DeformableCrossAttention2D(nn.Module):
             return out.reshape(b, c, hh, ww), vgrid.reshape(b, g, 2, h, w)
         mass = self._cell_mass(weights, grid, valid, cells, hh, ww)
         return out.reshape(b, c, hh, ww), vgrid.reshape(b, g, 2, h, w), mass
+
+    def _key_log_validity(self, valid: Tensor, grid: Tensor) -> Tensor:
+        """``log(max(kvalid, 1e-6))`` per key, (B, heads, 1, hw), from the validity map (B, H, W) and grid (B*G, h, w, 2)."""
+        b = valid.shape[0]
+        g = self.groups
+        h, w = grid.shape[1:3]
+        vmap = valid.to(grid.dtype).unsqueeze(1).repeat_interleave(g, dim=0)  # (B*G, 1, H, W)
+        if self.mask_out_of_map_keys:  # share on valid cells: outside the map counts as invalid
+            kvalid = sample_map(vmap, grid)
+        else:  # 1 - share on empty in-map cells: outside the map is a zero-feature key, kept
+            kvalid = 1.0 - sample_map(1.0 - vmap, grid)
+        kvalid = kvalid.reshape(b, g, 1, 1, h * w).expand(b, g, self.heads // g, 1, h * w)
+        return torch.log(kvalid.reshape(b, self.heads, 1, h * w).clamp_min(1e-6))
 
     def _cell_mass(self, weights: Tensor, grid: Tensor, valid: Tensor | None, cells: Tensor | None, hh: int,
                    ww: int) -> Tensor:

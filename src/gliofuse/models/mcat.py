@@ -21,7 +21,7 @@ from gliofuse.models.attention import CoAttention, TokenEncoder
 from gliofuse.models.base import FusionModel, ModelOutput, require_input
 from gliofuse.models.layers import GatedAttentionPooling, mlp
 from gliofuse.models.registry import register_model
-from gliofuse.models.snn import SNNEncoder
+from gliofuse.models.snn import ACTIVATIONS, SNNEncoder
 from gliofuse.omics.genesets import GROUPS
 from gliofuse.tasks import TASK_NAMES
 
@@ -36,12 +36,17 @@ MCAT_GENE_SETS: list[str] = list(GROUPS["mcat"])
 
 # ----------------------------------------------------------------------------- blocks
 class GenomicTokens(nn.Module):
-    """One SNN per gene set: ``{set: (B, G_s)}`` -> tokens (B, M, dim) in ``gene_sets`` order."""
+    """One 2-block SNN per gene set: ``{set: (B, G_s)}`` -> tokens (B, M, dim) in ``gene_sets`` order.
 
-    def __init__(self, gene_dims: dict[str, int], gene_sets: Sequence[str], dim: int, dropout: float) -> None:
+    ``activation``: the blocks' activation, ``"selu"`` or ``"elu"`` (MCAT's ``SNN_Block``).
+    """
+
+    def __init__(self, gene_dims: dict[str, int], gene_sets: Sequence[str], dim: int, dropout: float,
+                 activation: str = "selu") -> None:
         super().__init__()
         self.gene_sets = tuple(gene_sets)
-        self.encoders = nn.ModuleList(SNNEncoder(gene_dims[s], [dim, dim], dropout) for s in self.gene_sets)
+        self.encoders = nn.ModuleList(SNNEncoder(gene_dims[s], [dim, dim], dropout, activation)
+                                      for s in self.gene_sets)
 
     def forward(self, omics_sets: dict[str, Tensor], model: str) -> Tensor:
         missing = [s for s in self.gene_sets if s not in omics_sets]
@@ -71,22 +76,31 @@ class CoAttentionExtractor(nn.Module):
 
     1. patches ``Linear(D, dim) + ReLU``; genomic tokens from :class:`GenomicTokens`;
     2. co-attention: genomic queries over the patches -> M genomics-guided histology tokens;
-    3. one transformer encoder per modality (over M tokens each), gated attention pooling.
+    3. one transformer encoder per modality (over M tokens each), gated attention pooling;
+    4. with ``post_pool_fc``, ``Linear(dim, dim) + ReLU + Dropout`` on each pooled embedding (MCAT's
+       ``path_rho`` / ``omic_rho``).
 
+    ``snn_activation`` is the genomic SNN blocks' activation (:class:`GenomicTokens`).
     ``attention`` is each patch's share of the pooled histology embedding: the pooling weights
     over the M guided tokens times their co-attention over the patches (rows sum to 1).
     """
 
     def __init__(self, *, wsi_dim: int, gene_dims: dict[str, int], gene_sets: Sequence[str], dim: int, heads: int,
-                 coattn_heads: int, layers: int, ff_dim: int, dropout: float) -> None:
+                 coattn_heads: int, layers: int, ff_dim: int, dropout: float, snn_activation: str = "selu",
+                 post_pool_fc: bool = False) -> None:
         super().__init__()
         self.wsi_proj = nn.Sequential(nn.Linear(wsi_dim, dim), nn.ReLU(), nn.Dropout(dropout))
-        self.genomic = GenomicTokens(gene_dims, gene_sets, dim, dropout)
+        self.genomic = GenomicTokens(gene_dims, gene_sets, dim, dropout, snn_activation)
         self.coattn = CoAttention(dim, coattn_heads)
         self.path_encoder = TokenEncoder(dim, layers=layers, heads=heads, ff_dim=ff_dim, dropout=dropout)
         self.omics_encoder = TokenEncoder(dim, layers=layers, heads=heads, ff_dim=ff_dim, dropout=dropout)
         self.path_pool = GatedAttentionPooling(dim, dim, dropout=dropout)
         self.omics_pool = GatedAttentionPooling(dim, dim, dropout=dropout)
+        self.path_rho: nn.Module = nn.Identity()
+        self.omics_rho: nn.Module = nn.Identity()
+        if post_pool_fc:
+            self.path_rho = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Dropout(dropout))
+            self.omics_rho = nn.Sequential(nn.Linear(dim, dim), nn.ReLU(), nn.Dropout(dropout))
 
     def forward(self, batch: Batch, model: str) -> tuple[Tensor, Tensor, Tensor]:
         wsi = self.wsi_proj(require_input(batch.wsi, "wsi", model).float())
@@ -95,19 +109,24 @@ class CoAttentionExtractor(nn.Module):
         z_wsi, pool = self.path_pool(self.path_encoder(guided))
         z_omics, _ = self.omics_pool(self.omics_encoder(tokens))
         attention = torch.bmm(pool.unsqueeze(1), coattn).squeeze(1)
-        return z_wsi, z_omics, attention
+        return self.path_rho(z_wsi), self.omics_rho(z_omics), attention
 
 
 # ----------------------------------------------------------------------------- model
 class MCAT(FusionModel):
-    """``MLP([z_wsi ; z_omics])`` of the co-attention extractor -> embedding (B, dim)."""
+    """``MLP([z_wsi ; z_omics])`` of the co-attention extractor -> embedding (B, dim).
+
+    ``snn_activation`` and ``post_pool_fc`` go to :class:`CoAttentionExtractor`.
+    """
 
     def __init__(self, *, wsi_dim: int, gene_dims: dict[str, int], gene_sets: Sequence[str], dim: int, heads: int,
-                 layers: int, ff_dim: int, dropout: float) -> None:
+                 layers: int, ff_dim: int, dropout: float, snn_activation: str = "selu",
+                 post_pool_fc: bool = False) -> None:
         super().__init__()
         self.extractor = CoAttentionExtractor(wsi_dim=wsi_dim, gene_dims=gene_dims, gene_sets=gene_sets, dim=dim,
                                               heads=heads, coattn_heads=1, layers=layers, ff_dim=ff_dim,
-                                              dropout=dropout)
+                                              dropout=dropout, snn_activation=snn_activation,
+                                              post_pool_fc=post_pool_fc)
         self.fuse = mlp(2 * dim, [dim, dim], dropout)
         self.embed_dim = dim
 
@@ -118,21 +137,31 @@ class MCAT(FusionModel):
 
 
 def _create_mcat(*, input_dims: dict[str, int], gene_sets: Sequence[str], dim: int, heads: int, layers: int,
-                 ff_dim: int, dropout: float) -> MCAT:
+                 ff_dim: int, dropout: float, snn_activation: str = "selu", post_pool_fc: bool = False) -> MCAT:
+    if snn_activation not in ACTIVATIONS:
+        raise ConfigError(f"mcat: snn_activation must be one of {sorted(ACTIVATIONS)}, got {snn_activation!r}. "
+                          "Fix training.model_overrides.mcat.snn_activation.")
+    if not isinstance(post_pool_fc, bool):
+        raise ConfigError(f"mcat: post_pool_fc must be true or false, got {post_pool_fc!r}.")
     dims = gene_set_dims("mcat", input_dims, gene_sets)
     return MCAT(wsi_dim=int(input_dims["wsi"]), gene_dims=dims, gene_sets=list(dims), dim=int(dim), heads=int(heads),
-                layers=int(layers), ff_dim=int(ff_dim), dropout=float(dropout))
+                layers=int(layers), ff_dim=int(ff_dim), dropout=float(dropout), snn_activation=str(snn_activation),
+                post_pool_fc=post_pool_fc)
 
 
 @register_model(family="mcat", modalities=("wsi", "omics"), tasks=TASK_NAMES, reference=MCAT_REFERENCE,
                 defaults={"gene_sets": MCAT_GENE_SETS, "dim": 256, "heads": 8, "layers": 2, "ff_dim": 512,
-                          "dropout": 0.25},
+                          "dropout": 0.25, "snn_activation": "selu", "post_pool_fc": False},
                 notes="Genomic-guided co-attention (1 head, genomic queries over the patches), a 2-layer transformer "
                       "per modality (d 256, 8 heads, ff 512), gated attention pooling, concat fusion "
                       "(Linear-ReLU x 2). Genomic tokens: one 2-block SNN per gene set of `gene_sets` (default the "
                       "six MCAT signature families; training.gene_sets must build them) on train-fold z-scored RNA "
-                      "(the original also uses CNV/mutation columns). Deviations: pre-norm transformer layers; "
-                      "survival loss per training.survival_loss (the original uses the 4-bin NLL: set "
-                      "survival_loss: nll).")
+                      "(the original also uses CNV/mutation columns). snn_activation: selu (default) or elu (the "
+                      "original SNN_Block: Linear-ELU-AlphaDropout); post_pool_fc: false (default) or true (the "
+                      "original's path_rho/omic_rho Linear-ReLU-Dropout on each pooled embedding, +2(d^2+d) "
+                      "parameters). Deviations: pre-norm transformer layers with a final LayerNorm (+2d parameters "
+                      "per encoder); the gated-attention score layer has no bias (softmax is shift-invariant); "
+                      "the concat MLP has dropout; survival loss per training.survival_loss (the original uses the "
+                      "4-bin NLL: set survival_loss: nll).")
 def mcat(*, input_dims: dict[str, int], **kwargs: object) -> FusionModel:
     return _create_mcat(input_dims=input_dims, **kwargs)  # type: ignore[arg-type]

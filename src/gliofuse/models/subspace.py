@@ -169,6 +169,8 @@ class SubspaceFusion(FusionModel):
     ``batch.omics_sets[name]`` (B, G_s) for the two ``gene_sets``. Output embedding (B, 2 * dim) =
     ``[z_tumour ; z_micro]`` (``embedding_parts``); with ``split=False`` one branch over the union of
     the two gene sets, embedding (B, dim). ``aux_losses["consistency"]`` in training mode.
+    ``mask_out_of_map_keys`` is passed to the deformable attention (keys sampled outside the map:
+    masked, or zero features with unmasked logits as in the original).
 
     In eval mode with deformable attention, ``ModelOutput.attention`` (B, N) is the deformable
     cross-attention's reading map: per branch, the attention mass landing on each histology cell
@@ -183,7 +185,8 @@ class SubspaceFusion(FusionModel):
                  gene_hidden_dims: Sequence[int], gene_dropout: float, grid_size: int, token_map: str,
                  attention: str, heads: int, dim_head: int, attn_dropout: float, offset_groups: int,
                  downsample: int, offset_kernel: int, offset_scale: float, cpb_hidden: int,
-                 consistency: str, consistency_weight: float, gc_mode: str, split: bool) -> None:
+                 consistency: str, consistency_weight: float, gc_mode: str, split: bool,
+                 mask_out_of_map_keys: bool = True) -> None:
         super().__init__()
         if token_map not in TOKEN_MAPS:
             raise ConfigError(f"subspace_fusion: token_map must be one of {TOKEN_MAPS}, got {token_map!r}.")
@@ -203,7 +206,7 @@ class SubspaceFusion(FusionModel):
                 return DeformableCrossAttention2D(
                     dim, heads=heads, dim_head=dim_head, offset_groups=offset_groups, downsample=downsample,
                     offset_kernel=offset_kernel, offset_scale=offset_scale, dropout=attn_dropout,
-                    cpb_hidden=cpb_hidden)
+                    cpb_hidden=cpb_hidden, mask_out_of_map_keys=mask_out_of_map_keys)
             if attention == "plain":
                 return CrossAttention2D(dim, heads=heads, dim_head=dim_head, dropout=attn_dropout)
             raise ConfigError(f"subspace_fusion: attention must be 'deformable' or 'plain', got {attention!r}.")
@@ -291,7 +294,8 @@ def _create_subspace(*, input_dims: dict[str, int], gene_sets: Sequence[str], di
                      heads: int, dim_head: int, attn_dropout: float, offset_groups: int = 8, downsample: int = 4,
                      offset_kernel: int = 6, offset_scale: float = 4.0, cpb_hidden: int = 32,
                      consistency: str = "sample", consistency_weight: float = 1.0, gc_mode: str = "project",
-                     attention: str = "deformable", split: bool = True) -> SubspaceFusion:
+                     attention: str = "deformable", split: bool = True,
+                     mask_out_of_map_keys: bool = True) -> SubspaceFusion:
     sets = [str(s) for s in gene_sets]
     if len(sets) != 2:
         raise ConfigError(f"subspace_fusion: gene_sets must name exactly two gene sets (tumour, microenvironment), "
@@ -309,7 +313,7 @@ def _create_subspace(*, input_dims: dict[str, int], gene_sets: Sequence[str], di
         dim_head=int(dim_head), attn_dropout=float(attn_dropout), offset_groups=int(offset_groups),
         downsample=int(downsample), offset_kernel=int(offset_kernel), offset_scale=float(offset_scale),
         cpb_hidden=int(cpb_hidden), consistency=str(consistency), consistency_weight=float(consistency_weight),
-        gc_mode=str(gc_mode), split=bool(split))
+        gc_mode=str(gc_mode), split=bool(split), mask_out_of_map_keys=bool(mask_out_of_map_keys))
 
 
 # ----------------------------------------------------------------------------- variants
@@ -318,7 +322,7 @@ _COMMON: dict[str, Any] = {
     "grid_size": 50, "token_map": "coords", "heads": 8, "dim_head": 64, "attn_dropout": 0.1,
 }
 _DEFORM: dict[str, Any] = {"offset_groups": 8, "downsample": 4, "offset_kernel": 6, "offset_scale": 4.0,
-                           "cpb_hidden": 32}
+                           "cpb_hidden": 32, "mask_out_of_map_keys": True}
 _CONSISTENCY: dict[str, Any] = {"consistency": "sample", "consistency_weight": 1.0}
 _GC: dict[str, Any] = {"gc_mode": "project"}
 
@@ -329,7 +333,11 @@ _NOTES = (
     "classifier heads are omitted; the fusion head is the task head (Linear on [z_T ; z_M]). token_map 'raster' "
     "is the original fixed S*S tiling in bag order, 'coords' places each patch at its grid cell (empty cells "
     "masked; an addition). consistency 'sample' is the intended per-group sample x sample form, 'original' "
-    "reproduces the original reshape. gc_mode 'project' (PCGrad-style, default) or 'reflect' (the original "
+    "reproduces the original reshape. mask_out_of_map_keys true (default): the part of a sampled key outside the "
+    "map counts as an empty cell, so keys wholly outside are masked (3-9% relative change of the attention output "
+    "at init, fidelity review); false is the original: zero-padded features with unmasked logits (in 'coords' "
+    "mode empty cells inside the map stay masked). "
+    "gc_mode 'project' (PCGrad-style, default) or 'reflect' (the original "
     "code's reflection rescaled to the orthogonal norm); 'off' logs the dynamics without changing gradients.")
 
 

@@ -6,7 +6,9 @@ Two layouts (``token_map``):
   the valid patches, in bag order, are repeated (bag smaller than ``S*S``: token ``t`` is patch
   ``t mod N``) or uniformly subsampled (larger: patch ``round(t N / S^2)``) to exactly ``S*S``
   tokens, written row by row into an ``S x S`` map. Every cell is valid; spatial neighbours on the
-  map are neighbours in the bag's (raster) order, not on the slide.
+  map are neighbours in the bag's (raster) order, not on the slide. Deformable keys sampled partly
+  outside the map are masked by that share unless the model sets ``mask_out_of_map_keys: false``
+  (the original: zero-padded, unmasked).
 * ``"coords"`` — every patch goes to its own grid cell (``Batch.wsi_pos``, from the feature file's
   coordinates, a patient's slides side by side). A bag wider than ``S`` cells is pooled by the
   integer factor ``f = ceil(max(height, width) / S)`` (mean of the patches of a pooled cell); the

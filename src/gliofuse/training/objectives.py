@@ -26,21 +26,39 @@ from gliofuse.training.losses import (
     survival_bins,
 )
 
+RISK_TIE_TOL = 1e-8
+"""Risks closer than this count as tied (sksurv's ``concordance_index_censored`` default ``tied_tol``)."""
+
 
 def batch_concordance(risk: Tensor, time: Tensor, event: Tensor) -> float | None:
-    """Harrell's C-index of ``risk`` (higher = earlier event) on a small batch; None without comparable pairs.
+    """Concordance index of ``risk`` (higher = earlier event) on a batch, as sksurv's ``concordance_index_censored``.
 
-    Pairs ``(i, j)`` with ``event_i`` and ``time_i < time_j`` are comparable; ties in risk count 1/2.
-    O(n^2); meant for mini-batches (gradient coordination), not for evaluation.
+    A pair ``(i, j)`` is comparable when ``event_i`` and either ``time_i < time_j``, or ``time_i == time_j``
+    with ``j`` censored (a censored subject outlives an event at the same time); two events at the
+    same time are not compared. A comparable pair scores 1 when ``risk_i > risk_j``, 1/2 when the risks
+    differ by at most :data:`RISK_TIE_TOL`, else 0. Without ties this is Harrell's C. Non-finite rows
+    are dropped. Vectorised, O(n^2) memory: meant for mini-batches (gradient coordination, the
+    validation metric), not for evaluation (which calls sksurv).
+
+    Parameters
+    ----------
+    risk, time, event : Tensor, shape = (B,); time in any unit, event 1 = observed, 0 = censored.
+
+    Returns
+    -------
+    The C-index, or None without comparable pairs.
     """
     ok = torch.isfinite(time) & torch.isfinite(event) & torch.isfinite(risk)
     r, t, e = risk[ok].double(), time[ok].double(), event[ok].bool()
-    comparable = e.unsqueeze(1) & (t.unsqueeze(1) < t.unsqueeze(0))
+    later = t.unsqueeze(0) > t.unsqueeze(1)  # [i, j]: time_j > time_i
+    censored_at_same_time = (t.unsqueeze(0) == t.unsqueeze(1)) & ~e.unsqueeze(0)
+    comparable = e.unsqueeze(1) & (later | censored_at_same_time)
     n = int(comparable.sum())
     if n == 0:
         return None
     diff = r.unsqueeze(1) - r.unsqueeze(0)
-    score = (diff > 0).double() + 0.5 * (diff == 0).double()
+    tied = diff.abs() <= RISK_TIE_TOL
+    score = ((diff > 0) & ~tied).double() + 0.5 * tied.double()
     return float((score * comparable).sum() / n)
 
 

@@ -9,6 +9,7 @@ from gliofuse.models.deformable import (
     CrossAttention2D,
     DeformableCrossAttention2D,
     cells_to_normalised,
+    pixel_centres,
     reference_cells,
     sample_map,
 )
@@ -88,6 +89,93 @@ def test_forward_shapes_gradients_and_masked_keys() -> None:
         a, _ = attn(q, ctx * valid[:, None], valid)
         b, _ = attn(q, noisy * valid[:, None], valid)
     torch.testing.assert_close(a, b)
+
+
+def _hand_attention(attn: DeformableCrossAttention2D, query: torch.Tensor, context: torch.Tensor,
+                    valid: torch.Tensor, *, mask_outside: bool | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The module's attention written out with a hand bilinear sampler (zero features outside the map).
+
+    ``mask_outside`` True: ``log`` of each key's bilinear weight on valid cells (clamped at 1e-6) is
+    added to its logits (gliofuse's default: outside the map counts as empty); False: ``log(1 - its
+    weight on empty in-map cells)`` (outside the map is a zero-feature key, as in the original); None:
+    no masking at all. Returns ``(out (B, C, H, W) zeroed on empty cells, share (B*G, K))`` with
+    ``share`` each key's bilinear weight on the map.
+    """
+    b, c, hh, ww = query.shape
+    g, heads, dh = attn.groups, attn.heads, attn.dim_head
+    q = attn.to_q(query)
+    vgrid = attn.sampling_grid(q)  # (B*G, 2, h, w) in coarse cells
+    h, w = vgrid.shape[-2:]
+    m, k = b * g, h * w
+    # coarse cell v of w sits at pixel (v + 0.5) * W / w - 0.5 of the full map
+    px = ((vgrid[:, 0] + 0.5) * ww / w - 0.5).reshape(m, k, 1)
+    py = ((vgrid[:, 1] + 0.5) * hh / h - 0.5).reshape(m, k, 1)
+    wx = (1 - (px - torch.arange(ww)).abs()).clamp_min(0)  # (M, K, W); no weight beyond the edge
+    wy = (1 - (py - torch.arange(hh)).abs()).clamp_min(0)  # (M, K, H)
+    kv = torch.einsum("mki,mkj,mcij->mck", wy, wx, context.reshape(m, c // g, hh, ww)).reshape(b, c, h, w)
+    share = torch.einsum("mki,mkj->mk", wy, wx)
+    vmap = valid.float().repeat_interleave(g, dim=0)  # (M, H, W)
+    on_valid = torch.einsum("mki,mkj,mij->mk", wy, wx, vmap)
+    on_empty = torch.einsum("mki,mkj,mij->mk", wy, wx, 1 - vmap)
+    keys = attn.to_k(kv).reshape(b, heads, dh, k)
+    values = attn.to_v(kv).reshape(b, heads, dh, k)
+    qh = q.reshape(b, heads, dh, hh * ww).transpose(-1, -2) * attn.scale
+    bias = attn.cpb(pixel_centres(hh, ww), cells_to_normalised(vgrid).reshape(m, k, 2))
+    logits = qh @ keys + bias.reshape(b, heads, hh * ww, k)
+    if mask_outside is not None:
+        kvalid = on_valid if mask_outside else 1 - on_empty
+        per_head = kvalid.reshape(b, g, 1, 1, k).expand(b, g, heads // g, 1, k).reshape(b, heads, 1, k)
+        logits = logits + torch.log(per_head.clamp_min(1e-6))
+    out = (logits.softmax(dim=-1) @ values.transpose(-1, -2)).transpose(-1, -2).reshape(b, heads * dh, hh * ww, 1)
+    return attn.to_out(out).reshape(b, c, hh, ww) * valid[:, None], share
+
+
+def _pair(seed: int) -> tuple[DeformableCrossAttention2D, DeformableCrossAttention2D]:
+    """The same weights with ``mask_out_of_map_keys`` True (the default) and False."""
+    torch.manual_seed(seed)
+    default = DeformableCrossAttention2D(8, heads=4, dim_head=4, offset_groups=2, dropout=0.0).eval()
+    original = DeformableCrossAttention2D(8, heads=4, dim_head=4, offset_groups=2, dropout=0.0,
+                                          mask_out_of_map_keys=False).eval()
+    original.load_state_dict(default.state_dict())
+    assert default.mask_out_of_map_keys and not original.mask_out_of_map_keys
+    return default, original
+
+
+def test_out_of_map_keys_masked_by_default_and_zero_unmasked_as_the_original_without() -> None:
+    default, original = _pair(5)
+    q, ctx = torch.randn(2, 8, 12, 12), torch.randn(2, 8, 12, 12)
+    valid = torch.ones(2, 12, 12, dtype=torch.bool)  # a raster map: every cell holds a token
+    with torch.no_grad():
+        before, share = _hand_attention(default, q, ctx, valid, mask_outside=True)
+        unmasked, _ = _hand_attention(default, q, ctx, valid, mask_outside=None)
+        out_default, _ = default(q, ctx, valid)
+        out_original, _ = original(q, ctx, valid)
+        out_no_valid, _ = original(q, ctx)
+    # the check means something: some keys lie partly, some wholly outside the 12 x 12 map
+    assert bool((share < 0.99).any()) and bool((share == 0).any())
+    torch.testing.assert_close(out_default, before)  # the default is unchanged
+    torch.testing.assert_close(out_original, unmasked)  # zero-padded keys, logits not masked
+    torch.testing.assert_close(out_no_valid, unmasked)
+    assert float((out_default - out_original).norm() / out_original.norm()) > 1e-3
+
+
+def test_without_out_of_map_masking_empty_cells_inside_the_map_stay_masked() -> None:
+    default, original = _pair(6)
+    q, ctx = torch.randn(2, 8, 12, 12), torch.randn(2, 8, 12, 12)
+    valid = torch.zeros(2, 12, 12, dtype=torch.bool)
+    valid[:, 2:11, :7] = True  # a coords map: tokens on part of the map, empty cells elsewhere
+    ctx = ctx * valid[:, None]
+    with torch.no_grad():
+        before, _ = _hand_attention(default, q, ctx, valid, mask_outside=True)
+        expected, _ = _hand_attention(default, q, ctx, valid, mask_outside=False)
+        unmasked, _ = _hand_attention(default, q, ctx, valid, mask_outside=None)
+        out_default, _ = default(q, ctx, valid)
+        out_original, _ = original(q, ctx, valid)
+    torch.testing.assert_close(out_default, before)
+    torch.testing.assert_close(out_original, expected)
+    # both maskings differ from none: empty in-map cells are masked in either mode
+    assert float((out_original - unmasked).abs().max()) > 1e-3
+    assert float((out_original - out_default).abs().max()) > 1e-3
 
 
 def test_map_smaller_than_the_offset_kernel_is_an_error() -> None:

@@ -121,3 +121,20 @@ def test_input_errors_name_the_fix() -> None:
     batch.omics_sets = {}
     with pytest.raises(ValueError, match="needs batch.omics_sets"):
         _model()(batch)
+
+
+def test_out_of_map_key_masking_is_a_model_setting() -> None:
+    assert get_model_card("subspace_fusion").defaults["mask_out_of_map_keys"] is True
+    assert "mask_out_of_map_keys" in get_model_card("subspace_fusion").notes
+    batch = _batch()
+    torch.manual_seed(0)
+    default = _model(token_map="raster").eval()
+    torch.manual_seed(0)
+    explicit = _model(token_map="raster", mask_out_of_map_keys=True).eval()
+    torch.manual_seed(0)
+    original = _model(token_map="raster", mask_out_of_map_keys=False).eval()
+    assert all(not b.attention.mask_out_of_map_keys for b in original.branches)
+    with torch.no_grad():
+        a, b, c = default(batch).embedding, explicit(batch).embedding, original(batch).embedding
+    assert torch.equal(a, b)
+    assert not torch.allclose(a, c)

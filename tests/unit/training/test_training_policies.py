@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -149,6 +150,48 @@ def test_batch_concordance_matches_hand_count() -> None:
     # comparable (i event, t_i < t_j): (0,1),(0,2),(0,3),(1,2),(1,3); concordant 1+1+1+1, tie (1,3) = 0.5
     assert batch_concordance(risk, time, event) == pytest.approx(4.5 / 5)
     assert batch_concordance(risk, time, torch.zeros(4)) is None
+
+
+def _sksurv_cindex(risk: np.ndarray, time: np.ndarray, event: np.ndarray) -> float | None:
+    from sksurv.exceptions import NoComparablePairException
+    from sksurv.metrics import concordance_index_censored
+
+    if not event.any():  # sksurv raises ValueError("All samples are censored")
+        return None
+    try:
+        return float(concordance_index_censored(event.astype(bool), time, risk)[0])
+    except NoComparablePairException:
+        return None
+
+
+@pytest.mark.parametrize("ties", ["none", "times", "risks", "both"])
+def test_batch_concordance_equals_sksurv(ties: str) -> None:
+    rng = np.random.default_rng(len(ties))
+    n_tied_pairs = 0
+    for _ in range(60):
+        n = int(rng.integers(2, 40))
+        time = rng.integers(1, 9, n).astype(float) if ties in ("times", "both") else rng.permutation(n) + 1.0
+        risk = np.round(rng.normal(size=n), 1) if ties in ("risks", "both") else rng.normal(size=n)
+        if ties in ("risks", "both"):
+            risk[: n // 3] += 1e-10  # within sksurv's tied_tol of a rounded twin: still a tie
+        event = (rng.random(n) < 0.6).astype(float)
+        expected = _sksurv_cindex(risk, time, event)
+        got = batch_concordance(torch.as_tensor(risk), torch.as_tensor(time), torch.as_tensor(event))
+        assert (got is None) == (expected is None)
+        if expected is not None:
+            assert got == pytest.approx(expected, abs=1e-12)
+        n_tied_pairs += int((time[:, None] == time[None, :]).sum() - n)
+    assert (n_tied_pairs > 0) == (ties in ("times", "both"))
+
+
+def test_batch_concordance_counts_an_event_before_a_censoring_at_the_same_time() -> None:
+    # (0, 1): event and censored at t=5 -> comparable (concordant); (0, 2) and (2, 0): two events at t=5 -> not
+    risk = torch.tensor([2.0, 1.0, 3.0, 0.0])
+    time = torch.tensor([5.0, 5.0, 5.0, 9.0])
+    event = torch.tensor([1.0, 0.0, 1.0, 0.0])
+    # comparable: (0,1) 1, (0,3) 1, (2,1) 1, (2,3) 1 -> 4 / 4
+    assert batch_concordance(risk, time, event) == pytest.approx(1.0)
+    assert batch_concordance(-risk, time, event) == pytest.approx(0.0)
 
 
 # ----------------------------------------------------------------------------- gradient modulation (Path-GPTOmic)
