@@ -14,6 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from gliofuse.ablations import ABLATIONS
 from gliofuse.errors import ConfigError
 from gliofuse.tasks import TASK_NAMES
 
@@ -316,9 +317,28 @@ class TrainingConfig(OptimConfig):
                 raise ValueError(f"model_training.{name}.{key} = {str(err.get('input'))[:40]!r}: {err['msg']}") from None
         return self
 
+    def model_training_for(self, name: str) -> dict[str, Any]:
+        """The per-model training settings of ``name``: for a registered ablation (:data:`gliofuse.ablations.
+        ABLATIONS`) its parent's ``model_training``, then the ablated switch, then its own keys; else its own."""
+        merged: dict[str, Any] = {}
+        ablation = ABLATIONS.get(name)
+        if ablation is not None:
+            merged.update(self.model_training.get(ablation.parent, {}))
+            merged.update(ablation.training)
+        merged.update(self.model_training.get(name, {}))
+        return merged
+
+    def model_overrides_for(self, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(inherited, own)`` model overrides of ``name``: a registered ablation inherits its parent's
+        ``model_overrides`` (the registry drops the keys its card lacks: the ablated parts); ``own`` are
+        ``model_overrides[name]`` and win key by key."""
+        ablation = ABLATIONS.get(name)
+        inherited = dict(self.model_overrides.get(ablation.parent, {})) if ablation is not None else {}
+        return inherited, dict(self.model_overrides.get(name, {}))
+
     def for_model(self, name: str) -> TrainingConfig:
-        """These settings with ``model_training[name]`` applied (validated)."""
-        overrides = self.model_training.get(name)
+        """These settings with the model's per-model settings applied (:meth:`model_training_for`; validated)."""
+        overrides = self.model_training_for(name)
         if not overrides:
             return self
         data = self.model_dump()

@@ -79,7 +79,8 @@ def train_fold_(*, cfg: GliofuseConfig, model_name: str, task: str, split_path: 
     if unsupported:
         raise ConfigError(f"model {model_name!r} does not support task {unsupported[0]!r} (it supports "
                           f"{list(card.tasks)}). Change training.tasks or training.models.")
-    params = resolve_model_params(model_name, **t_cfg.model_overrides.get(model_name, {}))
+    inherited, own = cfg.training.model_overrides_for(model_name)
+    params = resolve_model_params(model_name, inherited, **own)
     uses_wsi, uses_omics = "wsi" in card.modalities, "omics" in card.modalities
     if uses_omics and omics_path is None:
         raise ConfigError(f"model {model_name!r} reads omics but no omics matrix was given (--omics).")
