@@ -69,7 +69,7 @@ def train_fold_(*, cfg: GliofuseConfig, model_name: str, task: str, split_path: 
     from gliofuse.training.fit import fit_fold_
     from gliofuse.training.inputs import read_fold_data_
 
-    t_cfg = cfg.training.for_model(model_name)
+    t_cfg = cfg.training.for_model(model_name).for_task(task)
     spec = get_task(task, diagnosis_classes=t_cfg.diagnosis_classes)
     task_names = [spec.name]
     if t_cfg.multitask:
