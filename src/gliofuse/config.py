@@ -297,6 +297,10 @@ class TrainingConfig(OptimConfig):
         3, description="WHO-2021 diagnosis classes: 3 (astrocytoma IDH-mut, oligodendroglioma, glioblastoma IDH-wt) "
         "or 4 (the astrocytoma split into grade 2/3 and grade 4, i.e. CDKN2A/B homozygous deletion or "
         "histologic grade 4: column who2021_grade of the label table).")
+    grade_label: Literal["who2021", "histologic"] = Field(
+        "who2021", description="Label of the grade task: 'who2021' = the WHO-2021 integrated grade (label-table "
+        "column grade; IDH-wt -> 4, CDKN2A/B-deleted astrocytoma -> 4, oligodendroglioma capped at 3); "
+        "'histologic' = the histologic grade G2/G3/G4 (column histologic_grade; the subspace-fusion original).")
     class_weights: Literal["none", "balanced"] | dict[Task, list[Annotated[float, Field(gt=0)]]] = Field(
         "none", description="Cross-entropy class weights: 'none'; 'balanced' = n / (K n_k) on the training patients "
         "of the fold; or fixed weights per task in class-index order ({grade: [1.47, 1.51, 1.0]}; classes: "

@@ -48,10 +48,8 @@ SPEC = "specs/subspace_fusion.md §§4-5, official code config_mine.yaml / train
 ROWS: tuple[Row, ...] = (
     Row("diagnosis endpoint", "diagnosis_classes", 4,
         "3 classes are the WHO-2021 types themselves and need no CDKN2A/B call; 4 splits astrocytoma by grade"),
-    Row("grade label", None, None, "WHO-2021 integrated grade is the current definition",
-        original_text="histologic grade G2/G3/G4 of the original's CSV",
-        preset_departs="no setting selects the histologic grade yet: labels.tsv has a histologic_grade column, "
-                       "but the grade task reads the WHO-2021 integrated grade (column grade) in every preset"),
+    Row("grade label", "grade_label", "histologic", "the WHO-2021 integrated grade is the current definition",
+        original_text="histologic grade G2/G3/G4 of the original's CSV (labels.tsv column histologic_grade)"),
     Row("class weights (CE)", "class_weights",
         {"diagnosis": [2.93, 4.15, 2.43, 1.0], "grade": [1.47, 1.51, 1.0]},
         "the original's weights fit its TCGA class frequencies; 'balanced' refits them per fold",

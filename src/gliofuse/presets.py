@@ -34,6 +34,7 @@ ZHANG2024: dict[str, Any] = {
     "models": SUBSPACE_MODELS,
     "tasks": ["survival", "grade", "diagnosis"],
     "diagnosis_classes": 4,
+    "grade_label": "histologic",
     # original order [GBM, astro G4, astro G2/3, oligo] = [1.0, 4.15, 2.93, 2.43], in gliofuse's class order
     # (gliofuse.tasks.DIAGNOSIS4_CLASSES: astro G2/3, astro G4, oligo, GBM)
     "class_weights": {"diagnosis": [2.93, 4.15, 2.43, 1.0], "grade": [1.47, 1.51, 1.0]},

@@ -70,7 +70,7 @@ def train_fold_(*, cfg: GliofuseConfig, model_name: str, task: str, split_path: 
     from gliofuse.training.inputs import read_fold_data_
 
     t_cfg = cfg.training.for_model(model_name).for_task(task)
-    spec = get_task(task, diagnosis_classes=t_cfg.diagnosis_classes)
+    spec = get_task(task, diagnosis_classes=t_cfg.diagnosis_classes, grade_label=t_cfg.grade_label)
     task_names = [spec.name]
     if t_cfg.multitask:
         task_names += [str(getattr(x, "value", x)) for x in t_cfg.tasks if str(getattr(x, "value", x)) != spec.name]
@@ -115,7 +115,8 @@ def train_fold_(*, cfg: GliofuseConfig, model_name: str, task: str, split_path: 
                     split.fold, model_name, spec.name, out_dir)
         return
 
-    specs = [get_task(n, diagnosis_classes=t_cfg.diagnosis_classes) for n in task_names]
+    specs = [get_task(n, diagnosis_classes=t_cfg.diagnosis_classes, grade_label=t_cfg.grade_label)
+             for n in task_names]
     data, dropped = read_fold_data_(split, split_path=Path(split_path), labels_path=Path(labels_path),
                                     omics_path=Path(omics_path) if uses_omics else None,  # type: ignore[arg-type]
                                     tasks=specs, slide_files=by_patient, wsi_dim=wsi_dim)
