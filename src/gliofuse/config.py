@@ -390,8 +390,8 @@ class TrainingConfig(OptimConfig):
         data = self.model_dump()
         data.update(overrides)
         data["model_training"] = {}
-        data["preset"] = None  # already applied; the per-model keys win
-        return type(self).model_validate(data)
+        data["preset"] = None  # already applied: validate the per-model keys without re-applying it
+        return type(self).model_validate(data).model_copy(update={"preset": self.preset})
 
     def for_task(self, task: str) -> TrainingConfig:
         """These settings for a job of ``task``: ``weight_decay_by_task[task]`` replaces ``weight_decay``."""

@@ -103,3 +103,17 @@ def test_full_comparison_ablations_match_their_parents(configfile: str) -> None:
         differ = {k for k in p_settings if p_settings[k] != a_settings[k]}
         assert differ <= set(ABLATIONS[name].training), f"{name} vs {parent}: {sorted(differ)}"
         assert a_params == {k: p_params[k] for k in a_params}, name
+
+
+@pytest.mark.parametrize("preset", ["zhang2024", "wang2024", "lu2022"])
+def test_preset_ablations_match_their_parents(preset: str) -> None:
+    training = TrainingConfig(preset=preset)
+    ablations = [m for m in training.models if m in ABLATIONS]
+    assert ablations, f"{preset} trains no ablation"
+    for name in ablations:
+        parent = ABLATIONS[name].parent
+        p = training.for_model(parent).model_dump(exclude={"model_training", "models"})
+        a = training.for_model(name).model_dump(exclude={"model_training", "models"})
+        assert {k for k in p if p[k] != a[k]} == set(ABLATIONS[name].training), name
+        inherited, _ = training.model_overrides_for(name)
+        assert inherited == training.model_overrides.get(parent, {})
