@@ -141,6 +141,15 @@ class PatientBagDataset(Dataset[PatientSample]):
         view.epoch = 0
         return view
 
+    def sampled_rows(self, index: int, n_patches: int | None = None) -> np.ndarray | None:
+        """Sorted rows (int64) of item ``index``'s bag that :meth:`__getitem__` keeps this epoch, or None when it
+        keeps the full bag. ``n_patches``: the bag size (default: the item's files' ``n_patches``)."""
+        n = sum(i.n_patches for i in self.items[index][1]) if n_patches is None else int(n_patches)
+        if self.max_patches is None or n <= self.max_patches:
+            return None
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        return np.sort(rng.choice(n, size=self.max_patches, replace=False)).astype(np.int64)
+
     def _read(self, index: int) -> tuple[Tensor, Tensor]:
         feats, cells = read_bag_with_positions_(self.items[index][1])
         return torch.from_numpy(feats), torch.from_numpy(cells)
@@ -175,10 +184,9 @@ class PatientBagDataset(Dataset[PatientSample]):
         wsi = pos = None
         if self.slide_files is not None:
             wsi, pos = self.bag_and_positions(index)
-            if self.max_patches is not None and wsi.shape[0] > self.max_patches:
-                rng = np.random.default_rng([self.seed, self.epoch, index])
-                keep = torch.from_numpy(np.sort(rng.choice(wsi.shape[0], size=self.max_patches, replace=False)))
-                wsi, pos = wsi[keep], pos[keep]
+            keep = self.sampled_rows(index, wsi.shape[0])
+            if keep is not None:
+                wsi, pos = wsi[torch.from_numpy(keep)], pos[torch.from_numpy(keep)]
         return PatientSample(
             patient_id=pid, wsi=wsi, omics=None if self.omics is None else self.omics[pi],
             time_days=float(self.targets.time_days[pi]), event=float(self.targets.event[pi]),

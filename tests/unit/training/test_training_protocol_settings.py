@@ -4,6 +4,7 @@ histologic grade label, per-task weight decay and the inference bag size."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -89,3 +90,24 @@ def test_inference_bag_is_a_fixed_subsample(tmp_path: Path) -> None:
     assert a.shape[0] == 16 and torch.equal(a, b)
     assert PatientBagDataset(patient_ids=["p"], slide_files={"p": [info]}, omics=None).inference_view()[0].wsi \
         .shape[0] == 40
+
+
+@pytest.mark.parametrize("task", ["survival", "grade"])
+def test_protocol_settings_train_a_fold(task: str, subspace_inputs: Any, make_config: Any, tmp_path: Path) -> None:
+    """An ablation trained under the original's settings (leaky cohort bins, [q, q), fixed inference bags,
+    per-task weight decay, fixed class weights, histologic grade) writes predictions for every test patient."""
+    from gliofuse.training.fold import train_fold_
+
+    cfg = make_config(epochs=2, survival_loss="nll", bin_edges="cohort", bin_closed="left", inference_max_patches=5,
+                      weight_decay=0.1, weight_decay_by_task={"grade": 0.01}, grade_label="histologic",
+                      class_weights={"grade": [1.47, 1.51, 1.0]}, tasks=["survival", "grade"],
+                      model_training={"subspace_fusion": {"lr": 1e-3}})
+    assert cfg.training.for_model("subspace_fusion_no_gc").lr == 1e-3
+    out = tmp_path / "fold_0"
+    train_fold_(cfg=cfg, model_name="subspace_fusion_no_gc", task=task, split_path=subspace_inputs.split_paths[0],
+                labels_path=subspace_inputs.labels_path, omics_path=subspace_inputs.omics_path,
+                feature_paths=subspace_inputs.feature_paths, out_dir=out)
+    pred = pd.read_csv(out / "predictions.tsv", sep="\t")
+    assert set(pred["split"]) >= {"test"} and pred.notna().all().all()
+    if task == "survival":
+        assert any(c.startswith("hazard_") for c in pred.columns)
