@@ -14,6 +14,7 @@ MCATValidationConfig`), their single source. Torch-free.
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 USER_KEYS: frozenset[str] = frozenset({"device", "amp", "amp_dtype", "resume", "keep_epoch_checkpoints",
@@ -116,8 +117,6 @@ def preset_settings(name: str) -> dict[str, Any]:
                 "chen2021": _chen2021}
     if name not in builders:
         raise ValueError(f"unknown preset {name!r}; presets are {list(PRESET_NAMES)}")
-    import copy
-
     return copy.deepcopy(builders[name]())
 
 
