@@ -8,13 +8,16 @@ validates against (``workflow/schemas/config.schema.yaml``); a test keeps the tw
 from __future__ import annotations
 
 from enum import StrEnum
+from itertools import pairwise
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from gliofuse.ablations import ABLATIONS
 from gliofuse.errors import ConfigError
+from gliofuse.presets import PRESET_NAMES, apply_preset
 from gliofuse.tasks import TASK_NAMES
 
 SECTIONS: tuple[str, ...] = (
@@ -255,9 +258,22 @@ class TrainingConfig(OptimConfig):
 
     # the loop settings are inherited from OptimConfig; below: models, tasks, inputs and objectives
 
+    preset: Literal[PRESET_NAMES] | None = Field(  # type: ignore[valid-type]
+        None, description="A paper's protocol (docs/fidelity.md): zhang2024 (subspace fusion and its ablations), "
+        "wang2024 (Path-GPTOmic), lu2022 (M2F), chen2020 (Pathomic Fusion), chen2021 (MCAT), and the originals' "
+        "leaky survival bins zhang2024_global_bins / chen2021_cohort_bins. It sets every training key (models "
+        "included) except device, amp, amp_dtype, resume, keep_epoch_checkpoints and n_top_genes: the other "
+        "training keys of the config are ignored. null: the keys as given.")
+
     models: list[str] = Field(["abmil_snn_concat"], min_length=1, description="Registered model names (gliofuse models list).")
     tasks: list[Task] = Field([Task.survival, Task.grade, Task.diagnosis], min_length=1, description="Tasks to train.")
-    max_patches: int = Field(512, ge=1, description="Patches sampled per patient bag in training (all at inference).")
+    max_patches: int = Field(512, ge=1, description="Patches sampled per bag in each training epoch (seeded by seed, "
+                             "epoch and item).")
+    inference_max_patches: int | None = Field(
+        None, ge=1, description="Patches per bag at validation and prediction: null = every patch (default); an "
+        "integer = a fixed seeded subsample (the same in every epoch and call). The subspace-fusion original uses "
+        "the same 2,500 tokens in training and inference (preset zhang2024: max_patches = inference_max_patches = "
+        "2500).")
     n_top_genes: int = Field(256, ge=1, description="Most variable genes (on the training fold) fed to omics branches.")
     model_overrides: dict[str, dict[str, Any]] = Field(
         {}, description="Per-model hyper-parameter overrides: {model_name: {param: value}} (e.g. "
@@ -265,16 +281,33 @@ class TrainingConfig(OptimConfig):
     survival_loss: SurvivalLoss = Field(
         "cox", description="Survival objective: 'cox' (Cox partial likelihood, `risk` = log hazard) or 'nll' "
         "(discrete-time hazard NLL on `n_bins` time bins, `risk` = -sum of the bin survival probabilities).")
-    n_bins: int = Field(4, ge=2, le=20, description="Survival time bins of the 'nll' loss; edges are quantiles of "
-                        "the training patients' survival times (fold-specific, stored in the checkpoint).")
+    n_bins: int = Field(4, ge=2, le=20, description="Survival time bins of the 'nll' loss (edges: `bin_edges`).")
+    bin_edges: Literal["train", "cohort"] | list[float] = Field(
+        "train", description="Inner edges of the 'nll' loss's time bins: 'train' = quantiles of the training "
+        "patients' survival times (fold-specific, stored in the checkpoint; default, leakage-free); 'cohort' = "
+        "quantiles over every patient of the split, test patients included (MCAT's bins; leaks test times); a list "
+        "of n_bins - 1 increasing times in days = fixed edges (the subspace-fusion original: TCGA quartiles "
+        "[233.5, 511, 929], computed on its whole table).")
+    bin_closed: Literal["right", "left"] = Field(
+        "right", description="Bin convention of the 'nll' loss: 'right' = (q_{k-1}, q_k] (default); 'left' = "
+        "[q_{k-1}, q_k) (the subspace-fusion original: a time equal to an edge falls in the later bin).")
     nll_alpha: float = Field(0.0, ge=0, le=1, description="Extra weight on the uncensored term of the 'nll' loss "
                              "(MCAT's alpha; 0 as in the subspace-fusion original).")
     diagnosis_classes: Literal[3, 4] = Field(
         3, description="WHO-2021 diagnosis classes: 3 (astrocytoma IDH-mut, oligodendroglioma, glioblastoma IDH-wt) "
         "or 4 (the astrocytoma split into grade 2/3 and grade 4, i.e. CDKN2A/B homozygous deletion or "
         "histologic grade 4: column who2021_grade of the label table).")
-    class_weights: Literal["none", "balanced"] = Field(
-        "none", description="Cross-entropy class weights: 'balanced' = n / (K n_k) on the training patients of the fold.")
+    grade_label: Literal["who2021", "histologic"] = Field(
+        "who2021", description="Label of the grade task: 'who2021' = the WHO-2021 integrated grade (label-table "
+        "column grade; IDH-wt -> 4, CDKN2A/B-deleted astrocytoma -> 4, oligodendroglioma capped at 3); "
+        "'histologic' = the histologic grade G2/G3/G4 (column histologic_grade; the subspace-fusion original).")
+    class_weights: Literal["none", "balanced"] | dict[Task, list[Annotated[float, Field(gt=0)]]] = Field(
+        "none", description="Cross-entropy class weights: 'none'; 'balanced' = n / (K n_k) on the training patients "
+        "of the fold; or fixed weights per task in class-index order ({grade: [1.47, 1.51, 1.0]}; classes: "
+        "gliofuse.tasks; a task not listed is unweighted).")
+    weight_decay_by_task: dict[Task, Annotated[float, Field(ge=0)]] = Field(
+        {}, description="Weight decay of the jobs of a task, replacing `weight_decay` for them (the subspace-fusion "
+        "original: 0.1, 0.01 for diagnosis).")
     multitask: bool = Field(
         False, description="Train one head per task of `tasks` jointly (summed losses, `loss_weights`); each "
         "job (model x task x fold) still writes the predictions of its own task and selects its epoch on it.")
@@ -296,6 +329,20 @@ class TrainingConfig(OptimConfig):
     #: settings that cannot be overridden per model
     NOT_PER_MODEL: ClassVar[frozenset[str]] = frozenset({"models", "model_overrides", "model_training"})
 
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        return apply_preset(data) if isinstance(data, dict) else data
+
+    @model_validator(mode="after")
+    def _check_bin_edges(self) -> TrainingConfig:
+        if not isinstance(self.bin_edges, str):
+            e = self.bin_edges
+            if len(e) != self.n_bins - 1 or any(b <= a for a, b in pairwise(e)) or min(e) <= 0:
+                raise ValueError(f"bin_edges {e} must be n_bins - 1 = {self.n_bins - 1} increasing positive "
+                                 "times in days (or 'train' / 'cohort')")
+        return self
+
     @model_validator(mode="after")
     def _check_model_training(self) -> TrainingConfig:
         for name, overrides in self.model_training.items():
@@ -316,15 +363,40 @@ class TrainingConfig(OptimConfig):
                 raise ValueError(f"model_training.{name}.{key} = {str(err.get('input'))[:40]!r}: {err['msg']}") from None
         return self
 
+    def model_training_for(self, name: str) -> dict[str, Any]:
+        """The per-model training settings of ``name``: for a registered ablation (:data:`gliofuse.ablations.
+        ABLATIONS`) its parent's ``model_training``, then the ablated switch, then its own keys; else its own."""
+        merged: dict[str, Any] = {}
+        ablation = ABLATIONS.get(name)
+        if ablation is not None:
+            merged.update(self.model_training.get(ablation.parent, {}))
+            merged.update(ablation.training)
+        merged.update(self.model_training.get(name, {}))
+        return merged
+
+    def model_overrides_for(self, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """``(inherited, own)`` model overrides of ``name``: a registered ablation inherits its parent's
+        ``model_overrides`` (the registry drops the keys its card lacks: the ablated parts); ``own`` are
+        ``model_overrides[name]`` and win key by key."""
+        ablation = ABLATIONS.get(name)
+        inherited = dict(self.model_overrides.get(ablation.parent, {})) if ablation is not None else {}
+        return inherited, dict(self.model_overrides.get(name, {}))
+
     def for_model(self, name: str) -> TrainingConfig:
-        """These settings with ``model_training[name]`` applied (validated)."""
-        overrides = self.model_training.get(name)
+        """These settings with the model's per-model settings applied (:meth:`model_training_for`; validated)."""
+        overrides = self.model_training_for(name)
         if not overrides:
             return self
         data = self.model_dump()
         data.update(overrides)
         data["model_training"] = {}
-        return type(self).model_validate(data)
+        data["preset"] = None  # already applied: validate the per-model keys without re-applying it
+        return type(self).model_validate(data).model_copy(update={"preset": self.preset})
+
+    def for_task(self, task: str) -> TrainingConfig:
+        """These settings for a job of ``task``: ``weight_decay_by_task[task]`` replaces ``weight_decay``."""
+        wd = {str(getattr(k, "value", k)): v for k, v in self.weight_decay_by_task.items()}.get(str(task))
+        return self if wd is None else self.model_copy(update={"weight_decay": wd})
 
     def jobs(self) -> list[tuple[str, str]]:
         """``(model, task)`` pairs to train, in ``models`` order: each model's tasks (``model_training.<m>.tasks``

@@ -83,11 +83,16 @@ TASK_SPECS: dict[str, TaskSpec] = {
 
 DIAGNOSIS4 = TaskSpec("diagnosis", "classification", "diagnosis", DIAGNOSIS4_CLASSES)
 
+HISTOLOGIC_GRADE = TaskSpec("grade", "classification", "histologic_grade", GRADE_CLASSES)
+"""``grade`` read from the label table's ``histologic_grade`` (2/3/4) instead of the WHO-2021 integrated grade
+(``training.grade_label: histologic``, the subspace-fusion original's grade)."""
 
-def get_task(name: str, *, diagnosis_classes: int = 3) -> TaskSpec:
+
+def get_task(name: str, *, diagnosis_classes: int = 3, grade_label: str = "who2021") -> TaskSpec:
     """The :class:`TaskSpec` of a task name; unknown names raise ``ConfigError``.
 
-    ``diagnosis_classes=4`` gives the 4-class diagnosis (:data:`DIAGNOSIS4_CLASSES`).
+    ``diagnosis_classes=4`` gives the 4-class diagnosis (:data:`DIAGNOSIS4_CLASSES`); ``grade_label="histologic"``
+    the histologic grade (:data:`HISTOLOGIC_GRADE`).
     """
     try:
         spec = TASK_SPECS[str(name)]
@@ -95,6 +100,10 @@ def get_task(name: str, *, diagnosis_classes: int = 3) -> TaskSpec:
         raise ConfigError(f"unknown task {name!r}; training.tasks accepts {sorted(TASK_SPECS)}.") from None
     if spec.name == "diagnosis" and diagnosis_classes == 4:
         return DIAGNOSIS4
+    if grade_label not in ("who2021", "histologic"):
+        raise ConfigError(f"training.grade_label = {grade_label!r}: expected 'who2021' or 'histologic'.")
+    if spec.name == "grade" and grade_label == "histologic":
+        return HISTOLOGIC_GRADE
     if diagnosis_classes not in (3, 4):
         raise ConfigError(f"training.diagnosis_classes = {diagnosis_classes!r}: expected 3 or 4.")
     return spec

@@ -35,6 +35,8 @@ class PatientBagDataset(Dataset[PatientSample]):
         None for a dataset without omics.
     targets : :class:`Targets` aligned to ``patient_ids``; None: all unknown.
     max_patches : sample at most this many patches per bag (training); None: all (inference).
+    inference_max_patches : patches per bag of :meth:`inference_view` (a fixed seeded subsample, the same at
+        every call); None: all.
     seed : sampling seed; the patches drawn depend on ``(seed, epoch, index)`` only.
     preload : keep bags in memory; None: when they total < 2 GiB.
     omics_sets : ``{gene set: (P, G_s) float32}`` rows aligned to ``patient_ids`` (already
@@ -51,7 +53,7 @@ class PatientBagDataset(Dataset[PatientSample]):
     def __init__(self, *, patient_ids: Sequence[str], slide_files: Mapping[str, Sequence[FeatureFileInfo]] | None,
                  omics: np.ndarray | None, targets: Targets | None = None, max_patches: int | None = None,
                  seed: int = 0, preload: bool | None = None, omics_sets: Mapping[str, np.ndarray] | None = None,
-                 bag_level: str = "patient") -> None:
+                 bag_level: str = "patient", inference_max_patches: int | None = None) -> None:
         self.patient_ids = list(patient_ids)
         n = len(self.patient_ids)
         if bag_level not in ("patient", "slide"):
@@ -91,6 +93,7 @@ class PatientBagDataset(Dataset[PatientSample]):
         if lengths != {n}:
             raise ValueError("targets must be aligned to patient_ids.")
         self.max_patches = max_patches
+        self.inference_max_patches = inference_max_patches
         self.seed = int(seed)
         self.epoch = 0
         self._cache: dict[int, tuple[Tensor, Tensor]] = {}
@@ -131,10 +134,21 @@ class PatientBagDataset(Dataset[PatientSample]):
         self.epoch = int(epoch)
 
     def inference_view(self) -> PatientBagDataset:
-        """The same items with full bags (no patch sampling), sharing the in-memory cache."""
+        """The same items with full bags, or ``inference_max_patches`` patches per bag drawn with the seed and
+        epoch 0 (deterministic), sharing the in-memory cache."""
         view = copy.copy(self)
-        view.max_patches = None
+        view.max_patches = self.inference_max_patches
+        view.epoch = 0
         return view
+
+    def sampled_rows(self, index: int, n_patches: int | None = None) -> np.ndarray | None:
+        """Sorted rows (int64) of item ``index``'s bag that :meth:`__getitem__` keeps this epoch, or None when it
+        keeps the full bag. ``n_patches``: the bag size (default: the item's files' ``n_patches``)."""
+        n = sum(i.n_patches for i in self.items[index][1]) if n_patches is None else int(n_patches)
+        if self.max_patches is None or n <= self.max_patches:
+            return None
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        return np.sort(rng.choice(n, size=self.max_patches, replace=False)).astype(np.int64)
 
     def _read(self, index: int) -> tuple[Tensor, Tensor]:
         feats, cells = read_bag_with_positions_(self.items[index][1])
@@ -170,10 +184,9 @@ class PatientBagDataset(Dataset[PatientSample]):
         wsi = pos = None
         if self.slide_files is not None:
             wsi, pos = self.bag_and_positions(index)
-            if self.max_patches is not None and wsi.shape[0] > self.max_patches:
-                rng = np.random.default_rng([self.seed, self.epoch, index])
-                keep = torch.from_numpy(np.sort(rng.choice(wsi.shape[0], size=self.max_patches, replace=False)))
-                wsi, pos = wsi[keep], pos[keep]
+            keep = self.sampled_rows(index, wsi.shape[0])
+            if keep is not None:
+                wsi, pos = wsi[torch.from_numpy(keep)], pos[torch.from_numpy(keep)]
         return PatientSample(
             patient_id=pid, wsi=wsi, omics=None if self.omics is None else self.omics[pi],
             time_days=float(self.targets.time_days[pi]), event=float(self.targets.event[pi]),

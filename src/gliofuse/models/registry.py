@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from gliofuse.ablations import ABLATIONS
 from gliofuse.errors import ConfigError
 from gliofuse.tasks import TASK_NAMES
 
@@ -95,6 +96,11 @@ def register_model(
 
     def decorator(fn: Callable[..., FusionModel]) -> Callable[..., FusionModel]:
         name = fn.__name__
+        listed = ABLATIONS[name].parent if name in ABLATIONS else None
+        if listed != ablation_of:
+            raise ValueError(f"register_model({name}): ablation_of={ablation_of!r} but gliofuse.ablations.ABLATIONS "
+                             f"lists parent {listed!r}; keep the two in agreement (config resolves parents from "
+                             "the table without importing models).")
         if name in _REGISTRY:
             warnings.warn(f"model {name!r} is registered twice; the later definition "
                           f"({fn.__module__}) replaces {_REGISTRY[name].fn.__module__}.", stacklevel=2)
@@ -150,8 +156,11 @@ def list_models(pattern: str = "*", modality: str | None = None, task: str | Non
     return sorted(out)
 
 
-def resolve_model_params(name: str, **overrides: Any) -> dict[str, Any]:
-    """Card defaults updated with ``overrides`` (``None`` values dropped).
+def resolve_model_params(name: str, inherited: Mapping[str, Any] | None = None, **overrides: Any) -> dict[str, Any]:
+    """Card defaults updated with ``inherited`` then ``overrides`` (``None`` values dropped).
+
+    ``inherited`` are an ablation's parent's overrides (:meth:`gliofuse.config.TrainingConfig.model_overrides_for`):
+    keys the ablation's card does not accept (the ablated component's parameters) are dropped.
 
     Raises
     ------
@@ -159,7 +168,8 @@ def resolve_model_params(name: str, **overrides: Any) -> dict[str, Any]:
         Unknown model name, or an override key that is not a parameter of the model.
     """
     card = get_model_card(name)
-    given = {k: v for k, v in overrides.items() if v is not None}
+    given = {k: v for k, v in (inherited or {}).items() if v is not None and k in card.defaults}
+    given.update({k: v for k, v in overrides.items() if v is not None})
     unknown = sorted(set(given) - set(card.defaults))
     if unknown:
         raise ConfigError(

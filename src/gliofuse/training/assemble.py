@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+import torch
 from torch import Tensor, nn
 
 from gliofuse.config import TrainingConfig
@@ -26,6 +27,7 @@ from gliofuse.models.base import FusionModel
 from gliofuse.omics.normalize import GeneSetPreprocessor, OmicsPreprocessor
 from gliofuse.seed import seed_everything
 from gliofuse.tasks import TaskSpec
+from gliofuse.training.losses import survival_bin_edges
 from gliofuse.training.objectives import DiscreteHazardObjective, Objective, build_objective
 
 logger = logging.getLogger(__name__)
@@ -101,8 +103,9 @@ def assemble_fold(data: FoldData, *, model_name: str, model_params: Mapping[str,
     model_name, model_params : a registered model and its resolved hyper-parameters
         (:func:`gliofuse.models.registry.resolve_model_params`).
     tasks : the trained tasks, the primary (predicted, epoch-selecting) one first.
-    training : reads ``n_top_genes``, ``gene_sets``, ``max_patches``, ``bag_level``, ``survival_loss``,
-        ``n_bins``, ``nll_alpha``, ``class_weights``, ``loss_weights`` and ``device`` (seeding).
+    training : reads ``n_top_genes``, ``gene_sets``, ``max_patches``, ``inference_max_patches``, ``bag_level``,
+        ``survival_loss``, ``n_bins``, ``bin_edges``, ``bin_closed``, ``nll_alpha``, ``class_weights``,
+        ``loss_weights`` and ``device`` (seeding).
     seed : seeds the model and head initialisation and the datasets' patch sampling.
     omics_transform : an omics preprocessing already fitted on the training rows (a published protocol's);
         None: the ``n_top_genes`` most variable genes z-scored, and one vector per ``gene_sets`` entry, fitted
@@ -152,18 +155,25 @@ def _dataset(data: FoldData, rows: np.ndarray, omics: OmicsTransform | None, gen
         patient_ids=[data.patients[i] for i in rows], slide_files=data.slide_files,
         omics=None if omics is None or values is None else omics.transform(values),
         omics_sets=None if gene_sets is None or values is None else gene_sets.transform(values),
-        targets=sub, max_patches=training.max_patches if sample else None, seed=seed, bag_level=training.bag_level)
+        targets=sub, max_patches=training.max_patches if sample else training.inference_max_patches, seed=seed,
+        bag_level=training.bag_level, inference_max_patches=training.inference_max_patches)
 
 
 def _objective(spec: TaskSpec, targets: Targets, train: np.ndarray, training: TrainingConfig,
                edges: Tensor | None) -> Objective:
     weight = training.loss_weights.get(spec.name, 1.0)
+    if edges is None and spec.kind == "survival" and training.survival_loss == "nll":
+        if training.bin_edges == "cohort":  # every patient of the split, test included: the originals' leak
+            edges = survival_bin_edges(torch.as_tensor(targets.time_days, dtype=torch.float64), training.n_bins)
+        elif not isinstance(training.bin_edges, str):
+            edges = torch.as_tensor(training.bin_edges, dtype=torch.float64)
     if edges is not None:
-        return DiscreteHazardObjective(spec, edges=edges, alpha=training.nll_alpha, weight=weight)
+        return DiscreteHazardObjective(spec, edges=edges, alpha=training.nll_alpha, weight=weight,
+                                       closed=training.bin_closed)
     labels = targets.labels.get(spec.name, targets.label)[train] if spec.kind == "classification" else None
     return build_objective(spec, train_time_days=targets.time_days[train], train_labels=labels,
                            survival_loss=training.survival_loss, n_bins=training.n_bins, nll_alpha=training.nll_alpha,
-                           class_weights=training.class_weights, weight=weight)
+                           class_weights=training.class_weights, weight=weight, bin_closed=training.bin_closed)
 
 
 def _fit_gene_sets(names: Sequence[str], train_rows: np.ndarray,

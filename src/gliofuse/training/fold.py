@@ -69,8 +69,8 @@ def train_fold_(*, cfg: GliofuseConfig, model_name: str, task: str, split_path: 
     from gliofuse.training.fit import fit_fold_
     from gliofuse.training.inputs import read_fold_data_
 
-    t_cfg = cfg.training.for_model(model_name)
-    spec = get_task(task, diagnosis_classes=t_cfg.diagnosis_classes)
+    t_cfg = cfg.training.for_model(model_name).for_task(task)
+    spec = get_task(task, diagnosis_classes=t_cfg.diagnosis_classes, grade_label=t_cfg.grade_label)
     task_names = [spec.name]
     if t_cfg.multitask:
         task_names += [str(getattr(x, "value", x)) for x in t_cfg.tasks if str(getattr(x, "value", x)) != spec.name]
@@ -79,7 +79,8 @@ def train_fold_(*, cfg: GliofuseConfig, model_name: str, task: str, split_path: 
     if unsupported:
         raise ConfigError(f"model {model_name!r} does not support task {unsupported[0]!r} (it supports "
                           f"{list(card.tasks)}). Change training.tasks or training.models.")
-    params = resolve_model_params(model_name, **t_cfg.model_overrides.get(model_name, {}))
+    inherited, own = cfg.training.model_overrides_for(model_name)
+    params = resolve_model_params(model_name, inherited, **own)
     uses_wsi, uses_omics = "wsi" in card.modalities, "omics" in card.modalities
     if uses_omics and omics_path is None:
         raise ConfigError(f"model {model_name!r} reads omics but no omics matrix was given (--omics).")
@@ -114,7 +115,8 @@ def train_fold_(*, cfg: GliofuseConfig, model_name: str, task: str, split_path: 
                     split.fold, model_name, spec.name, out_dir)
         return
 
-    specs = [get_task(n, diagnosis_classes=t_cfg.diagnosis_classes) for n in task_names]
+    specs = [get_task(n, diagnosis_classes=t_cfg.diagnosis_classes, grade_label=t_cfg.grade_label)
+             for n in task_names]
     data, dropped = read_fold_data_(split, split_path=Path(split_path), labels_path=Path(labels_path),
                                     omics_path=Path(omics_path) if uses_omics else None,  # type: ignore[arg-type]
                                     tasks=specs, slide_files=by_patient, wsi_dim=wsi_dim)

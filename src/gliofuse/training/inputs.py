@@ -65,6 +65,8 @@ def read_task_targets_(labels_path: Path, patients: Sequence[str], task: TaskSpe
     else:
         assert task.label_column is not None
         raw = pd.to_numeric(rows[task.label_column], errors="coerce").to_numpy(dtype=np.float64)
+        if task.label_column == "histologic_grade":  # WHO grade 2/3/4 -> class index 0/1/2
+            raw = np.where(np.isin(raw, (2.0, 3.0, 4.0)), raw - 2.0, np.nan)
         raw = np.where(np.isfinite(raw), raw, -1.0)
         n_source = 3 if four_class else task.n_classes
         bad = [p for p, v in zip(patients, raw, strict=True) if v != -1 and (v not in range(n_source))]

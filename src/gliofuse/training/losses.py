@@ -136,6 +136,12 @@ def survival_bin_edges(time_days: Tensor | list[float], n_bins: int) -> Tensor:
     return edges
 
 
-def survival_bins(time_days: Tensor, edges: Tensor) -> Tensor:
-    """Bin index (long, 0..len(edges)) of each time: bin k holds ``edges[k-1] < t <= edges[k]``."""
-    return torch.bucketize(time_days.to(edges.dtype), edges.to(time_days.device), right=False)
+def survival_bins(time_days: Tensor, edges: Tensor, *, closed: str = "right") -> Tensor:
+    """Bin index (long, 0..len(edges)) of each time.
+
+    ``closed="right"``: bin k holds ``edges[k-1] < t <= edges[k]``; ``"left"``: ``edges[k-1] <= t < edges[k]``
+    (the subspace-fusion original's convention, so a time equal to an edge falls in the later bin).
+    """
+    if closed not in ("right", "left"):
+        raise ValueError(f"closed must be 'right' or 'left', got {closed!r}.")
+    return torch.bucketize(time_days.to(edges.dtype), edges.to(time_days.device), right=closed == "left")

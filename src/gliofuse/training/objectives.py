@@ -7,7 +7,7 @@ objective alike; gradient policies ask an objective for the confidence of a part
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -15,6 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from gliofuse.data.batch import Batch
+from gliofuse.errors import ConfigError
 from gliofuse.models.heads import build_head
 from gliofuse.tasks import TaskSpec
 from gliofuse.training.losses import (
@@ -216,10 +217,12 @@ class DiscreteHazardObjective(_SurvivalObjective):
     alpha : extra weight of the uncensored term.
     """
 
-    def __init__(self, task: TaskSpec, *, edges: Tensor, alpha: float = 0.0, weight: float = 1.0) -> None:
+    def __init__(self, task: TaskSpec, *, edges: Tensor, alpha: float = 0.0, weight: float = 1.0,
+                 closed: str = "right") -> None:
         super().__init__(task, weight=weight)
         self.edges = edges.double()
         self.alpha = float(alpha)
+        self.closed = closed
 
     @property
     def n_bins(self) -> int:
@@ -259,8 +262,9 @@ class DiscreteHazardObjective(_SurvivalObjective):
         return hazards_to_risk(torch.sigmoid(output))
 
     def time_bins(self, time_days: Tensor) -> Tensor:
-        """Bin k of ``edges[k-1] < t <= edges[k]`` per time in days (:func:`~gliofuse.training.losses.survival_bins`)."""
-        return survival_bins(time_days, self.edges)
+        """Bin k of ``edges[k-1] < t <= edges[k]`` (``closed="left"``: ``edges[k-1] <= t < edges[k]``) per time in
+        days (:func:`~gliofuse.training.losses.survival_bins`)."""
+        return survival_bins(time_days, self.edges, closed=self.closed)
 
     def loss(self, output: Tensor, batch: Batch) -> Tensor:
         ok = self.known(batch)
@@ -268,12 +272,14 @@ class DiscreteHazardObjective(_SurvivalObjective):
         return discrete_survival_nll(torch.sigmoid(output.float()[ok]), bins, batch.event[ok], alpha=self.alpha)
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "bin_edges_days": self.edges.tolist(), "alpha": self.alpha}
+        return {**super().state_dict(), "bin_edges_days": self.edges.tolist(), "bin_closed": self.closed,
+                "alpha": self.alpha}
 
 
 def build_objective(task: TaskSpec, *, train_time_days: np.ndarray, train_labels: np.ndarray | None,
                     survival_loss: str = "cox", n_bins: int = 4, nll_alpha: float = 0.0,
-                    class_weights: str = "none", weight: float = 1.0) -> Objective:
+                    class_weights: str | Mapping[str, Sequence[float]] = "none", weight: float = 1.0,
+                    bin_closed: str = "right") -> Objective:
     """The objective of ``task``, fitted on the training patients of the fold.
 
     Parameters
@@ -283,15 +289,24 @@ def build_objective(task: TaskSpec, *, train_time_days: np.ndarray, train_labels
         bin edges of the ``nll`` loss.
     train_labels : int array (n_train,), the task's class labels on the training patients (-1 missing):
         ``balanced`` class weights.
-    survival_loss, n_bins, nll_alpha, class_weights, weight : ``training`` settings.
+    survival_loss, n_bins, nll_alpha, class_weights, weight, bin_closed : ``training`` settings; ``class_weights``
+        ``{task: [w_0, ...]}`` gives fixed weights in class-index order (:mod:`gliofuse.tasks`).
     """
     if task.kind == "survival":
         if survival_loss == "cox":
             return CoxObjective(task, weight=weight)
         edges = survival_bin_edges(torch.as_tensor(np.asarray(train_time_days, dtype=np.float64)), n_bins)
-        return DiscreteHazardObjective(task, edges=edges, alpha=nll_alpha, weight=weight)
+        return DiscreteHazardObjective(task, edges=edges, alpha=nll_alpha, weight=weight, closed=bin_closed)
     cw = None
-    if class_weights == "balanced" and train_labels is not None:
+    if isinstance(class_weights, Mapping):
+        fixed = class_weights.get(task.name)
+        if fixed is not None:
+            if len(fixed) != task.n_classes:
+                raise ConfigError(f"training.class_weights.{task.name} has {len(fixed)} weights but the task has "
+                                  f"{task.n_classes} classes {list(task.class_names)}; give one weight per class "
+                                  "in that order.")
+            cw = torch.as_tensor([float(w) for w in fixed], dtype=torch.float32)
+    elif class_weights == "balanced" and train_labels is not None:
         y = np.asarray(train_labels)
         y = y[y >= 0]
         counts = np.bincount(y, minlength=task.n_classes).astype(np.float64)

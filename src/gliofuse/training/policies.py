@@ -261,13 +261,13 @@ def modulation_score(objective: Objective, output: Tensor, batch: Batch, *, scor
         logp = risk - torch.logsumexp(risk.unsqueeze(0).expand(len(risk), -1).masked_fill(~at_risk, -math.inf), dim=1)
         logp = logp[ev]
     elif isinstance(objective, DiscreteHazardObjective):
-        from gliofuse.training.losses import discrete_survival_nll, survival_bins
+        from gliofuse.training.losses import discrete_survival_nll
 
         ok = objective.known(batch)
         if not bool(ok.any()):
             return None
         hz = torch.sigmoid(out[ok])
-        bins = survival_bins(batch.time_days[ok], objective.edges)
+        bins = objective.time_bins(batch.time_days[ok])
         logp = torch.stack([-discrete_survival_nll(hz[i:i + 1], bins[i:i + 1], batch.event[ok][i:i + 1].double())
                             for i in range(hz.shape[0])])
     elif isinstance(objective, ClassificationObjective):

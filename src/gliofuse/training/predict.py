@@ -46,7 +46,8 @@ def targets_batch(ds: PatientBagDataset) -> Batch:
 def predict(model: FusionModel, heads: Mapping[str, nn.Module], ds: PatientBagDataset, *, batch_size: int,
             device: torch.device, optim: OptimConfig | None = None,
             attention: list[np.ndarray | None] | None = None) -> dict[str, Tensor]:
-    """Head outputs per patient of ``ds`` (full bags, eval mode), in ``ds.patient_ids`` order.
+    """Head outputs per patient of ``ds`` (full bags, or the fixed ``inference_max_patches`` subsample; eval mode),
+    in ``ds.patient_ids`` order.
 
     With ``bag_level="slide"`` the outputs of a patient's slides are averaged (head outputs: risk,
     hazard logits or class logits).
@@ -75,6 +76,8 @@ def predict(model: FusionModel, heads: Mapping[str, nn.Module], ds: PatientBagDa
                 outs[task].append(head(emb).float().cpu())
         if attention is not None:
             attention.extend(_item_attention(out.attention, batch))
+    if attention is not None and view.max_patches is not None:
+        _full_bag_attention(view, attention, start=len(attention) - len(view))
     owner = torch.as_tensor([view.items[i][0] for i in range(len(view))], dtype=torch.long)
     result = {}
     for task, parts in outs.items():
@@ -87,6 +90,18 @@ def predict(model: FusionModel, heads: Mapping[str, nn.Module], ds: PatientBagDa
         count = torch.zeros(len(view.patient_ids), dtype=per_item.dtype).index_add_(0, owner, torch.ones(len(owner)))
         result[task] = total / count.clamp_min(1).reshape(-1, *([1] * (per_item.ndim - 1)))
     return result
+
+
+def _full_bag_attention(view: PatientBagDataset, attention: list[np.ndarray | None], *, start: int) -> None:
+    """Spread the weights of subsampled bags (``training.inference_max_patches``) over the full bag, in place:
+    patches left out of the subsample get weight 0."""
+    for i in range(len(view)):
+        att, rows = attention[start + i], view.sampled_rows(i)
+        if att is None or rows is None:
+            continue
+        full = np.zeros(sum(info.n_patches for info in view.items[i][1]), dtype=np.float32)
+        full[rows] = att
+        attention[start + i] = full
 
 
 def _item_attention(att: Tensor | None, batch: Batch) -> list[np.ndarray | None]:

@@ -24,7 +24,7 @@ _NOT_IN_FOLD_CONFIG = frozenset({"models", "tasks", "device", "resume", "keep_ep
 def fold_settings(cfg: GliofuseConfig, model_name: str, task: str, params: dict[str, Any],
                   tasks: Sequence[str] = ()) -> dict[str, Any]:
     """The settings a fold's result depends on (model list, device and bookkeeping options excluded)."""
-    training = cfg.training.for_model(model_name)
+    training = cfg.training.for_model(model_name).for_task(task)
     t = training.model_dump(mode="json")
     settings = {k: v for k, v in t.items() if k not in _NOT_IN_FOLD_CONFIG}
     if not training.multitask:
