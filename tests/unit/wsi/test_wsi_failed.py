@@ -42,12 +42,23 @@ def _tiled_tiff(dst: Path, compression: int | str) -> None:
                  metadata=None)
 
 
+def _corrupt_tile(ok: Path, dst: Path) -> None:
+    """A copy whose first level-0 JPEG tile is zeroed after its first third: OpenSlide opens the file, and
+    reading the tile (here: the QC thumbnail, read from level 0) fails mid-slide."""
+    data = bytearray(ok.read_bytes())
+    with tifffile.TiffFile(ok) as t:
+        off, cnt = t.pages[0].dataoffsets[0], t.pages[0].databytecounts[0]
+    data[off + cnt // 3: off + cnt] = b"\x00" * (cnt - cnt // 3)
+    dst.write_bytes(bytes(data))
+
+
 CASES: dict[str, tuple[Callable[[Path, Path], None], str]] = {
     "truncated": (_truncated, "cannot open slide"),
     "empty": (lambda ok, dst: dst.write_bytes(b""), "is empty (0 bytes)"),
     "not_a_wsi": (lambda ok, dst: dst.write_text("this is a text file, not a slide\n"), "cannot open slide"),
-    # OpenSlide opens the TIFF but cannot decode its tiles (generic JPEG 2000, 34712): a read error mid-slide
+    # a TIFF in a compression OpenSlide cannot decode (generic JPEG 2000, 34712)
     "unsupported_compression": (lambda ok, dst: _tiled_tiff(dst, "jpeg2000"), "Unsupported TIFF compression"),
+    "corrupt_tile": (_corrupt_tile, "cannot read region"),
 }
 
 
@@ -60,6 +71,8 @@ def test_unreadable_slide_is_recorded_failed(kind: str, synthetic_slides: dict[s
     assert rec["status"] == "failed" and rec["n_patches"] == 0
     assert rec["reason"].startswith("unreadable: ") and message in rec["reason"], rec["reason"]
     assert str(slide) in rec["reason"] and "re-download" in rec["reason"]  # names the file and the fix
+    if kind == "unsupported_compression":  # the fix for a readable file in a compression OpenSlide lacks
+        assert "convert it to a tiled JPEG pyramid" in rec["reason"]
     assert json.loads(paths["out_status"].read_text()) == rec
     cf = read_coords_h5(paths["out_coords"])
     assert cf.coords.shape == (0, 2) and cf.status == "failed" and cf.reason == rec["reason"]
