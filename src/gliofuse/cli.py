@@ -163,7 +163,7 @@ def cmd_omics_matrix(args: argparse.Namespace) -> None:
 
 
 def cmd_data_splits(args: argparse.Namespace) -> None:
-    from gliofuse.data.cohort import cohort_members, cohort_table
+    from gliofuse.data.cohort import check_failed_slides, cohort_members, cohort_table
     from gliofuse.data.splits import make_splits, write_splits_
     from gliofuse.io import provenance, write_table_
     from gliofuse.labels.tables import read_label_table_
@@ -173,6 +173,8 @@ def cmd_data_splits(args: argparse.Namespace) -> None:
     labels = read_label_table_(Path(args.labels))
     omics_patients = list(read_omics_(Path(args.omics)).patients)
     feature_status = [Path(p) for p in args.feature_status] if args.feature_status is not None else None
+    check_failed_slides([Path(p) for p in args.slide_status], feature_status,
+                        max_fraction=cfg.data.max_failed_slide_fraction)
     table = cohort_table(labels=labels, slide_status_paths=[Path(p) for p in args.slide_status],
                          omics_patients=omics_patients, feature_status_paths=feature_status)
     splits = make_splits(cohort_members(table), n_folds=cfg.data.n_folds, val_fraction=cfg.data.val_fraction,

@@ -204,6 +204,10 @@ class DataConfig(_Section):
     n_folds: int = Field(5, ge=2, le=20, description="Number of cross-validation folds.")
     val_fraction: float = Field(0.15, ge=0, lt=0.5, description="Fraction of each training fold held out for early stopping.")
     stratify_by: str = Field("diagnosis", pattern="^(diagnosis|grade|event|none)$", description="Label to stratify folds by.")
+    max_failed_slide_fraction: float = Field(
+        0.2, ge=0, le=1, description="Stop at data_splits (naming the slides) when more than this fraction of the "
+        "slides failed: unreadable in wsi_patch or too many unreadable patches in features_extract. Fewer are "
+        "left out of the cohort and listed in results/qc/slides.tsv.")
 
 
 class OptimConfig(_Section):

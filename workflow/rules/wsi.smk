@@ -1,4 +1,6 @@
 # Tissue segmentation and patch coordinates, one job per slide.
+# An unreadable slide is recorded `failed` in its status JSON (the job succeeds, with empty outputs), so the
+# study goes on without it; data_splits stops when more than data.max_failed_slide_fraction of the slides failed.
 
 
 rule wsi_patch:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from gliofuse.errors import InputDataError
 from gliofuse.io import read_json_
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,39 @@ def cohort_table(*, labels: pd.DataFrame, slide_status_paths: list[Path], omics_
     cols = ["patient_id", "slide_ids", "has_omics", "in_cohort", "reason"]
     cols += [c for c in labels.columns if c not in cols]
     return df[cols].sort_values("patient_id").reset_index(drop=True)
+
+
+def failed_slides(slide_status_paths: list[Path], feature_status_paths: list[Path] | None = None) -> dict[str, str]:
+    """``{slide_id: reason}`` of the slides whose WSI status (§4) or features status (§5) is ``failed``."""
+    failed: dict[str, str] = {}
+    paths = [(p, "slide status file") for p in slide_status_paths]
+    paths += [(p, "features status file") for p in feature_status_paths or []]
+    for path, what in paths:
+        status = read_json_(path, what=what)
+        sid = str(status.get("slide_id"))
+        if status.get("status") == "failed" and sid not in failed:
+            failed[sid] = f"{status.get('stage', '?')}: {status.get('reason') or 'no reason recorded'}"
+    return failed
+
+
+def check_failed_slides(slide_status_paths: list[Path], feature_status_paths: list[Path] | None, *,
+                        max_fraction: float) -> dict[str, str]:
+    """The failed slides (see :func:`failed_slides`); ``InputDataError`` naming them when they are more than
+    ``max_fraction`` of all slides (``data.max_failed_slide_fraction``); fewer are logged and left out."""
+    failed = failed_slides(slide_status_paths, feature_status_paths)
+    n = max(len(slide_status_paths), 1)
+    if not failed:
+        return failed
+    listing = "\n".join(f"  {sid}: {why}" for sid, why in sorted(failed.items()))
+    if len(failed) > max_fraction * n:
+        raise InputDataError(
+            f"{len(failed)} of {n} slides failed ({len(failed) / n:.0%}, more than data.max_failed_slide_fraction="
+            f"{max_fraction:g}):\n{listing}\nRe-download or replace these files (see results/qc/slides.tsv and "
+            "results/logs/wsi_patch/<slide>.log), then rerun; or raise data.max_failed_slide_fraction to go on "
+            "without them.")
+    log.warning("%d of %d slide(s) failed and are left out (data.max_failed_slide_fraction=%g):\n%s",
+                len(failed), n, max_fraction, listing)
+    return failed
 
 
 def cohort_members(table: pd.DataFrame) -> pd.DataFrame:

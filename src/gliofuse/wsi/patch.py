@@ -13,6 +13,7 @@ import numpy as np
 import openslide
 
 from gliofuse.config import WsiConfig
+from gliofuse.errors import SlideReadError
 from gliofuse.io import file_hash, provenance
 from gliofuse.wsi.contours import TissuePolygon, mask_to_polygons, polygons_to_geojson, write_geojson_
 from gliofuse.wsi.coords import write_coords_h5_
@@ -28,6 +29,10 @@ log = logging.getLogger(__name__)
 QC_MAX_SIDE_PX = 1024
 REASON_MISSING_MPP = "missing_mpp: set wsi.default_mpp or an mpp override"
 REASON_NO_TISSUE = "no_tissue"
+#: prefix of the reason of a slide that cannot be opened or read (status ``failed``)
+REASON_UNREADABLE = "unreadable"
+#: errors that make a slide ``failed`` instead of stopping the job: OpenSlide cannot open or decode it
+SLIDE_READ_ERRORS = (SlideReadError, openslide.OpenSlideError, OSError)
 
 
 def slide_id_of(path: str | Path) -> str:
@@ -74,6 +79,52 @@ def _coords_dataset_attrs(slide: openslide.AbstractSlide, geom: PatchGeometry | 
     return attrs
 
 
+def failure_reason(slide_path: Path, exc: BaseException) -> str:
+    """``unreadable: ...`` reason of a slide that OpenSlide cannot open or read (names the file and the fix)."""
+    msg = str(exc) if isinstance(exc, SlideReadError) else (
+        f"cannot read slide {slide_path} ({type(exc).__name__}: {exc}). The file may be truncated or corrupt; "
+        "re-download it")
+    size = slide_path.stat().st_size if slide_path.is_file() else None
+    if size == 0:
+        msg = f"slide file {slide_path} is empty (0 bytes); re-download it"
+    return f"{REASON_UNREADABLE}: {msg.rstrip('.')}"
+
+
+def _write_failed_(slide_path: Path, cfg: WsiConfig, exc: BaseException, *, out_coords: Path, out_qc: Path,
+                   out_status: Path, out_geojson: Path | None, out_thumbnail: Path | None,
+                   out_contours: Path | None, preset: str | None, overrides: list[str]) -> dict[str, Any]:
+    """Write the outputs of a slide that cannot be read: no patches, a grey QC image, status ``failed``."""
+    slide_id = slide_id_of(slide_path)
+    record = SlideRecord(slide_id=slide_id, status=SlideStatus.failed, reason=failure_reason(slide_path, exc),
+                         preset=preset, overrides=overrides)
+    params = cfg.model_dump(mode="json")
+    attrs: dict[str, Any] = {
+        "patch_size": cfg.patch_px, "patch_size_level0": -1, "read_level": -1, "read_size": -1,
+        "level0_width": -1, "level0_height": -1, "level0_magnification": math.nan,
+        "target_magnification": magnification(cfg.target_mpp), "mpp_level0": math.nan, "target_mpp": cfg.target_mpp,
+        "mpp_source": "missing", "slide_id": slide_id,
+        "slide_hash": file_hash(slide_path) if slide_path.is_file() else "",
+        "status": str(record.status), "reason": record.reason,
+        "parameters": json.dumps({**params, "overrides": overrides}, sort_keys=True),
+        "provenance": json.dumps(provenance(config=params, inputs={"slide": slide_path},
+                                            extra={"stage": "wsi_patch", "overrides": overrides}), sort_keys=True),
+    }
+    write_coords_h5_(out_coords, np.zeros((0, 2), np.int64), np.zeros(0, np.float32), attrs,
+                     {"name": slide_id, "savetodir": str(Path(out_coords).parent), "overlap": np.int64(0)})
+    grey = np.full((256, 256, 3), 200, np.uint8)
+    text = f"{slide_id}\nstatus: failed\n{record.reason[:80]}"
+    write_qc_png_(out_qc, render_qc(grey, thumb_downsample=(1.0, 1.0), text=text))
+    if out_geojson is not None:
+        write_geojson_(out_geojson, polygons_to_geojson([], mpp_level0=None, properties={
+            "slide_id": slide_id, "mpp_level0": None, "status": str(record.status), "seg_mpp": cfg.seg_mpp}))
+    if out_thumbnail is not None:
+        write_jpeg_(out_thumbnail, grey)
+    if out_contours is not None:
+        write_jpeg_(out_contours, render_contours(grey, thumb_downsample=(1.0, 1.0), polygons=[], text=text))
+    log.error("wsi_patch %s: failed, %s", slide_id, record.reason)
+    return write_status_(out_status, record)
+
+
 def patch_slide_(*, slide_path: Path, cfg: WsiConfig, out_coords: Path, out_qc: Path, out_status: Path,
                  mpp_override: float | None = None, out_geojson: Path | None = None,
                  out_thumbnail: Path | None = None, out_contours: Path | None = None) -> dict[str, Any]:
@@ -95,7 +146,11 @@ def patch_slide_(*, slide_path: Path, cfg: WsiConfig, out_coords: Path, out_qc: 
     Returns
     -------
     The status record as a dict. A slide without usable mpp (and no default) or without tissue is
-    ``skipped`` with a reason and N = 0; an unreadable slide raises ``SlideReadError``.
+    ``skipped`` with a reason and N = 0. A slide that cannot be opened or read (truncated, empty, not a
+    WSI, unsupported compression, a read error mid-slide) is ``failed`` with the reason
+    (``unreadable: <error naming the file and the fix>``): every output is still written (no patches,
+    a grey QC image), so the workflow goes on without it (``data.max_failed_slide_fraction`` bounds
+    how many may fail).
     """
     t0 = time.perf_counter()
     slide_path = Path(slide_path)
@@ -104,7 +159,12 @@ def patch_slide_(*, slide_path: Path, cfg: WsiConfig, out_coords: Path, out_qc: 
     cfg, csv_mpp, overridden = slide_config(cfg, slide_id, overrides)
     if mpp_override is None:
         mpp_override = csv_mpp
-    slide = open_slide(slide_path)
+    try:
+        slide = open_slide(slide_path)
+    except SLIDE_READ_ERRORS as exc:
+        return _write_failed_(slide_path, cfg, exc, out_coords=out_coords, out_qc=out_qc, out_status=out_status,
+                              out_geojson=out_geojson, out_thumbnail=out_thumbnail, out_contours=out_contours,
+                              preset=cfg.preset, overrides=overridden)
     try:
         slide_hash = file_hash(slide_path)
         mpp0, mpp_source = slide_mpp(slide, override=mpp_override, default_mpp=cfg.default_mpp)
@@ -166,6 +226,10 @@ def patch_slide_(*, slide_path: Path, cfg: WsiConfig, out_coords: Path, out_qc: 
         }
         coords_attrs = _coords_dataset_attrs(slide, geom, slide_id=slide_id, out_dir=Path(out_coords).parent)
         thumb, thumb_ds = read_downsampled(slide, max(1.0, max(w0, h0) / QC_MAX_SIDE_PX), path=slide_path)
+    except SLIDE_READ_ERRORS as exc:  # a read error mid-slide (e.g. a truncated tile)
+        return _write_failed_(slide_path, cfg, exc, out_coords=out_coords, out_qc=out_qc, out_status=out_status,
+                              out_geojson=out_geojson, out_thumbnail=out_thumbnail, out_contours=out_contours,
+                              preset=cfg.preset, overrides=overridden)
     finally:
         slide.close()
 
@@ -188,4 +252,5 @@ def patch_slide_(*, slide_path: Path, cfg: WsiConfig, out_coords: Path, out_qc: 
     return result
 
 
-__all__ = ["REASON_MISSING_MPP", "REASON_NO_TISSUE", "patch_slide_", "slide_id_of"]
+__all__ = ["REASON_MISSING_MPP", "REASON_NO_TISSUE", "REASON_UNREADABLE", "failure_reason", "patch_slide_",
+           "slide_id_of"]

@@ -34,7 +34,8 @@ def open_slide(path: str | os.PathLike[str]) -> openslide.OpenSlide:
     except (openslide.OpenSlideError, OSError) as exc:
         raise SlideReadError(
             f"cannot open slide {p} with OpenSlide ({type(exc).__name__}: {exc}). "
-            "The file may be truncated or not a supported WSI format; re-download it."
+            "The file may be truncated (re-download it) or not in a format or compression OpenSlide reads "
+            "(convert it to a tiled JPEG pyramid, e.g. `vips tiffsave in out.tif --tile --pyramid --compression jpeg`)."
         ) from None
 
 
@@ -148,7 +149,8 @@ def read_region_rgb(slide: openslide.AbstractSlide, location: tuple[int, int], l
     except openslide.OpenSlideError as exc:
         raise SlideReadError(
             f"cannot read region {location} level {level} size {size} of slide {path or '?'} ({exc}). "
-            "The file may be corrupt; re-download it."
+            "The file may be corrupt (re-download it) or stored in a compression OpenSlide cannot decode "
+            "(convert it to a tiled JPEG pyramid, e.g. `vips tiffsave in out.tif --tile --pyramid --compression jpeg`)."
         ) from None
     return _to_rgb(region)
 

@@ -12,8 +12,15 @@ import pandas as pd
 import pytest
 
 from gliofuse.cli import main
-from gliofuse.data.cohort import build_cohort, cohort_members, cohort_table
+from gliofuse.data.cohort import (
+    build_cohort,
+    check_failed_slides,
+    cohort_members,
+    cohort_table,
+    failed_slides,
+)
 from gliofuse.data.splits import read_split_
+from gliofuse.errors import InputDataError
 from gliofuse.labels.tables import LABEL_COLUMNS
 
 
@@ -156,3 +163,55 @@ def test_data_splits_verb_leaves_out_failed_features(tmp_path, statuses):
     cohort = pd.read_csv(out / "cohort.tsv", sep="\t")
     assert P_FAILED in set(cohort.loc[cohort["in_cohort"] == 1, "patient_id"])
     assert P_FAILED in set().union(*(set(read_split_(f).test) for f in folds))
+
+
+UNREADABLE = "unreadable: slide file slides/x.svs is empty (0 bytes); re-download it"
+
+
+def test_failed_slides_name_the_stage_and_reason(statuses):
+    wsi, feats = statuses
+    wsi.append(_status(wsi[0].parent, _slide(P_GOOD, 2), "failed", 0, reason=UNREADABLE, stage="wsi_patch"))
+    got = failed_slides(wsi, feats)
+    assert set(got) == {_slide(P_GOOD, 2), _slide(P_MIXED, 1), _slide(P_FAILED)}
+    assert got[_slide(P_GOOD, 2)] == f"wsi_patch: {UNREADABLE}"
+    assert got[_slide(P_FAILED)].endswith("too many unreadable patches")
+    assert failed_slides(wsi[:1]) == {}
+
+
+def test_check_failed_slides_stops_above_the_fraction(statuses, caplog):
+    wsi, feats = statuses  # 2 of 6 slides failed (features)
+    with caplog.at_level(logging.WARNING, logger="gliofuse.data.cohort"):
+        assert len(check_failed_slides(wsi, feats, max_fraction=0.5)) == 2
+    assert "2 of 6 slide(s) failed and are left out" in caplog.text and _slide(P_FAILED) in caplog.text
+    with pytest.raises(InputDataError, match=r"2 of 6 slides failed \(33%, more than data.max_failed_slide_fraction=0.3\)") as e:
+        check_failed_slides(wsi, feats, max_fraction=0.3)
+    assert _slide(P_FAILED) in str(e.value) and _slide(P_MIXED, 1) in str(e.value)
+    assert "raise data.max_failed_slide_fraction" in str(e.value) and "Re-download" in str(e.value)
+    assert check_failed_slides(wsi, None, max_fraction=0.0) == {}  # no WSI failure, features not given
+
+
+def test_data_splits_verb_drops_a_patient_whose_slide_is_unreadable(tmp_path):
+    patients = [f"TCGA-CC-{i:04d}" for i in range(1, 9)]
+    wsi, feats = [], []
+    for p in patients:
+        bad = p == patients[0]
+        wsi.append(_status(tmp_path / "wsi", _slide(p), "failed" if bad else "ok", 0 if bad else 3,
+                           reason=UNREADABLE if bad else "", stage="wsi_patch"))
+        feats.append(_status(tmp_path / "feat", _slide(p), "skipped" if bad else "ok", 0 if bad else 3))
+    labels = _label_table(tmp_path / "labels.tsv", patients)
+    omics = _expression(tmp_path / "expression.h5", patients)
+    out = tmp_path / "splits"
+    folds = [out / "fold_0.json", out / "fold_1.json"]
+    cfg = tmp_path / "config.yaml"
+
+    def run(max_fraction: float) -> int:
+        cfg.write_text(f"seed: 3\ndata: {{n_folds: 2, stratify_by: none, max_failed_slide_fraction: {max_fraction}}}\n")
+        return main(["data", "splits", "--config", str(cfg), "--labels", str(labels), "--omics", str(omics),
+                     "--slide-status", *map(str, wsi), "--feature-status", *map(str, feats),
+                     "--out-cohort", str(out / "cohort.tsv"), "--out-folds", *map(str, folds)])
+
+    assert run(0.1) == 1 and not (out / "cohort.tsv").exists()  # 1 of 8 > 10 %: stop, nothing written
+    assert run(0.2) == 0
+    cohort = pd.read_csv(out / "cohort.tsv", sep="\t", keep_default_na=False).set_index("patient_id")
+    assert cohort.loc[patients[0], "in_cohort"] == 0 and cohort.loc[patients[0], "reason"] == "no_ok_slide"
+    assert set().union(*(set(read_split_(f).test) for f in folds)) == set(patients[1:])

@@ -153,3 +153,25 @@ def test_killed_run_resumes_to_identical_file(cmu_coords: tuple[Path, Path], tmp
     np.testing.assert_array_equal(a.coords, b.coords)
     np.testing.assert_array_equal(a.features, b.features)
     assert a.attrs["extract_key"] == b.attrs["extract_key"] and a.attrs["status"] == b.attrs["status"] == "ok"
+
+
+@pytest.mark.parametrize("content", [b"", b"not a slide\n", "truncated"])
+def test_unreadable_slide_gives_empty_features_with_its_reason(content: bytes | str, cmu_coords: tuple[Path, Path],
+                                                               tmp_path: Path) -> None:
+    """wsi_patch records an unreadable slide ``failed`` (no patches); extraction records it ``skipped`` with
+    wsi_patch's reason and writes an empty (0, D) features file, so the workflow goes on."""
+    from gliofuse.config import WsiConfig
+    from gliofuse.wsi import patch_slide_
+
+    src, _ = cmu_coords
+    slide = tmp_path / "bad.svs"
+    slide.write_bytes(src.read_bytes()[:200_000] if content == "truncated" else content)
+    coords = tmp_path / "bad.h5"
+    wsi = patch_slide_(slide_path=slide, cfg=WsiConfig(), out_coords=coords, out_qc=tmp_path / "bad.png",
+                       out_status=tmp_path / "bad_wsi.json")
+    assert wsi["status"] == "failed"
+    res = _extract(slide, coords, tmp_path / "feat" / "bad.h5", encoder="test_vit")
+    assert res["status"] == "skipped" and res["reason"] == wsi["reason"] and res["n_patches"] == 0
+    assert json.loads((tmp_path / "feat" / "bad.json").read_text())["reason"].startswith("unreadable: ")
+    ff = read_features_h5_(tmp_path / "feat" / "bad.h5")
+    assert ff.features.shape == (0, 64) and ff.coords.shape == (0, 2) and ff.attrs["status"] == "skipped"

@@ -12,7 +12,6 @@ import pytest
 from PIL import Image
 
 from gliofuse.config import WsiConfig
-from gliofuse.errors import SlideReadError
 from gliofuse.wsi import REASON_MISSING_MPP, read_coords_h5
 from gliofuse.wsi.patch import patch_slide_
 
@@ -123,11 +122,3 @@ def test_strict_tissue_fraction_keeps_fewer(synthetic_slides: dict[str, Path], t
     loose, *_ = _run(synthetic_slides["20x"], tmp_path / "l", WsiConfig(min_tissue_fraction=0.0))
     strict, *_ = _run(synthetic_slides["20x"], tmp_path / "s", WsiConfig(min_tissue_fraction=1.0))
     assert loose["n_patches"] > strict["n_patches"] > 0
-
-
-def test_unreadable_slide_raises(tmp_path: Path) -> None:
-    bad = tmp_path / "corrupt.svs"
-    bad.write_bytes(b"\x00" * 4096)
-    with pytest.raises(SlideReadError, match="corrupt.svs"):
-        _run(bad, tmp_path)
-    assert not (tmp_path / "coords" / "corrupt.h5").exists()
