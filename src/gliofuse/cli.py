@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from gliofuse import __version__
-from gliofuse.errors import ConfigError, GliofuseError
+from gliofuse.errors import ConfigError, GliofuseError, InputDataError
 from gliofuse.tasks import TASK_NAMES
 
 log = logging.getLogger("gliofuse")
@@ -219,7 +219,17 @@ def cmd_evaluate_compare(args: argparse.Namespace) -> None:
     compare_models_(oof_paths=[Path(p) for p in args.oof], reference=args.reference,
                     cards_path=Path(args.cards) if args.cards else None, n_bootstrap=cfg.evaluation.n_bootstrap,
                     seed=cfg.seed, out_comparisons=Path(args.out_comparisons), out_ablation=Path(args.out_ablation),
-                    card_predictions=[Path(p) for p in args.predictions or []])
+                    card_predictions=[Path(p) for p in args.predictions or []],
+                    truth_path=_one_or_none(args.truth, "--truth"))
+
+
+def _one_or_none(paths: list[str] | None, flag: str) -> Path | None:
+    """An optional single path given as ``FLAG [PATH]`` (a workflow input list that may be empty)."""
+    if not paths:
+        return None
+    if len(paths) > 1:
+        raise InputDataError(f"{flag} takes at most one file, got {len(paths)}: {paths[:3]}.")
+    return Path(paths[0])
 
 
 def _vector(args: argparse.Namespace) -> Path | None:
@@ -438,6 +448,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="fold predictions.tsv whose provenance sidecars hold the model cards (instead of --cards)")
     p.add_argument("--out-comparisons", required=True)
     p.add_argument("--out-ablation", required=True)
+    p.add_argument("--truth", nargs="*", default=None,
+                   help="ground-truth table with true_risk (the demo's truth/ground_truth.tsv): adds the C-index "
+                        "against the true risk (column c_index_true_risk); none for real cohorts")
 
     g = group("validate", "omics models on published TCGA-GBMLGG tables under their original protocols")
     p = _add(g, "fit", cmd_validate_fit, "train one validation job (protocol x model x task x patients x split)")

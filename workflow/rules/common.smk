@@ -84,6 +84,7 @@ FILES_SLIDES_JSON = data_path("metadata", "files_slides.json")
 FILES_RNASEQ_JSON = data_path("metadata", "files_rnaseq.json")
 RNASEQ_DIR = data_path("rnaseq")
 DEMO_MOLECULAR = data_path("labels", "molecular.tsv")
+DEMO_TRUTH = data_path("truth", "ground_truth.tsv")
 LABELS = "results/labels/labels.tsv"
 OMICS_MATRIX = "results/omics/expression.h5"
 WSI_COORDS = "results/wsi/coords/{slide}.h5"
@@ -138,6 +139,11 @@ def get_config_snapshot(wildcards) -> dict:
 def get_demo_root(wildcards, output) -> str:
     """Data root written by demo_generate: the folder two levels above metadata/cases.json."""
     return str(Path(output.cases).parent.parent)
+
+
+def get_ground_truth(wildcards=None) -> list[str]:
+    """The demo generator's ground truth (true_risk), or nothing for a real cohort."""
+    return [DEMO_TRUTH] if CFG.cohort.value == "demo" else []
 
 
 def get_molecular_table() -> str:

@@ -13,7 +13,7 @@ if CFG.cohort.value == "demo":
             files_slides=FILES_SLIDES_JSON,
             cases=CASES_JSON,
             molecular=DEMO_MOLECULAR,
-            truth=data_path("truth", "ground_truth.tsv"),
+            truth=DEMO_TRUTH,
         params:
             out=get_demo_root,
         log:

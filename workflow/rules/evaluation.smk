@@ -44,6 +44,8 @@ rule evaluate_compare:
         cfg=cfg_path("evaluation"),
         oof=get_all_oof,
         card_predictions=get_model_card_predictions,
+        # the demo's ground truth (true_risk): adds the C-index against the true risk; none for real cohorts
+        truth=get_ground_truth,
     output:
         comparisons=report(
             COMPARISONS,
@@ -68,4 +70,4 @@ rule evaluate_compare:
     shell:
         "gliofuse evaluate compare --config {input.cfg} --oof {input.oof} --reference {params.reference}"
         " --predictions {input.card_predictions} --out-comparisons {output.comparisons}"
-        " --out-ablation {output.ablation} > {log} 2>&1"
+        " --out-ablation {output.ablation} --truth {input.truth} > {log} 2>&1"

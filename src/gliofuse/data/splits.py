@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from gliofuse.errors import InputDataError
 from gliofuse.io import read_json_, write_json_
@@ -65,6 +64,9 @@ def make_splits(cohort: pd.DataFrame, *, n_folds: int, val_fraction: float, stra
             f"cohort has {len(patients)} patients, too few for data.n_folds={n_folds}; "
             "lower data.n_folds or add patients."
         )
+    # imported here: every training job reads its split through this module, and sklearn costs ~1 s of start-up
+    from sklearn.model_selection import StratifiedKFold, train_test_split
+
     strata = _safe_strata(_strata(cohort, stratify_by), n_folds)
     skf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
     splits = []

@@ -2,7 +2,8 @@
 
 Contracts: reads §9 ``predictions_oof.tsv`` of every model and task (and the model cards, from the
 training provenance or a cards JSON: :mod:`gliofuse.evaluation.cards`), writes §9 ``comparisons.tsv`` and
-``ablation.tsv``. Tables only: no torch.
+``ablation.tsv``; given a simulated cohort's ground truth, both get the column ``c_index_true_risk``
+(:mod:`gliofuse.evaluation.truth`). Tables only: no torch.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from gliofuse.evaluation.bootstrap import paired_bootstrap
 from gliofuse.evaluation.cards import read_cards_, read_training_cards_
 from gliofuse.evaluation.evaluate import prob_columns
 from gliofuse.evaluation.metrics import classification_metrics, concordance_index
+from gliofuse.evaluation.truth import add_true_risk_column, read_true_risk_
 from gliofuse.io import provenance, read_table_, sidecar_path, write_table_
 from gliofuse.tasks import task_kind
 
@@ -221,11 +223,14 @@ def compare_models(oofs: Mapping[tuple[str, str], pd.DataFrame], *, reference: s
 
 
 def compare_models_(*, oof_paths: list[Path], reference: str, cards_path: Path | None, n_bootstrap: int, seed: int,
-                    out_comparisons: Path, out_ablation: Path, card_predictions: Sequence[Path] = ()) -> None:
+                    out_comparisons: Path, out_ablation: Path, card_predictions: Sequence[Path] = (),
+                    truth_path: Path | None = None) -> None:
     """Read the out-of-fold tables, run :func:`compare_models` and write ``comparisons.tsv`` and ``ablation.tsv``.
 
     The model cards (for the ablations) come from ``cards_path`` (a cards JSON) and from the provenance
     sidecars of ``card_predictions`` (fold ``predictions.tsv`` files, :func:`read_training_cards_`).
+    ``truth_path``: a ground-truth table with ``true_risk`` (the demo's ``truth/ground_truth.tsv``); given,
+    both tables get ``c_index_true_risk`` (:func:`gliofuse.evaluation.truth.add_true_risk_column`).
 
     Raises
     ------
@@ -242,7 +247,11 @@ def compare_models_(*, oof_paths: list[Path], reference: str, cards_path: Path |
         oofs[key] = df
     cards = read_cards_(Path(cards_path) if cards_path else None) | read_training_cards_(card_predictions)
     comp, ablation = compare_models(oofs, reference=reference, cards=cards, n_bootstrap=n_bootstrap, seed=seed)
+    if truth_path is not None:
+        true_risk = read_true_risk_(Path(truth_path))
+        comp, ablation = (add_true_risk_column(df, oofs, true_risk) for df in (comp, ablation))
     inputs = ({str(p): p for p in oof_paths} | ({"cards": cards_path} if cards_path else {})
+              | ({"truth": truth_path} if truth_path is not None else {})
               | {str(sidecar_path(p)): sidecar_path(p) for p in card_predictions})
     prov = provenance(config={"reference": reference, "n_bootstrap": n_bootstrap, "seed": seed}, inputs=inputs,
                       extra={"reference": reference, "n_bootstrap": n_bootstrap, "seed": seed,

@@ -42,6 +42,8 @@ CLASSIFICATION_METRICS: tuple[str, ...] = ("auc_macro", "auc_micro", "average_pr
                                            "f1_macro", "accuracy")
 #: metrics where lower is better (all others: higher is better)
 LOWER_IS_BETTER: frozenset[str] = frozenset({"ibs", "logrank_p"})
+#: metrics that are p-values (reports print them as p-values: ``<0.001``, not ``0.000``)
+P_VALUE_METRICS: frozenset[str] = frozenset({"logrank_p"})
 METRICS_COLUMNS: tuple[str, ...] = ("model", "task", "fold", "metric", "value", "ci_low", "ci_high")
 SUMMARY_COLUMNS: tuple[str, ...] = ("model", "task", "metric", "mean", "sd", "pooled", "ci_low", "ci_high")
 PROB_TOL = 1e-3

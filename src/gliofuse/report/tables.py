@@ -19,9 +19,11 @@ from gliofuse.evaluation.compare import COMPARISON_COLUMNS
 from gliofuse.evaluation.evaluate import (
     CLASSIFICATION_METRICS,
     LOWER_IS_BETTER,
+    P_VALUE_METRICS,
     SUMMARY_COLUMNS,
     SURVIVAL_METRICS,
 )
+from gliofuse.evaluation.truth import TRUE_RISK_COLUMN
 from gliofuse.io import read_table_, sidecar_path, write_text_atomic_
 from gliofuse.report.forest import format_p
 
@@ -50,6 +52,28 @@ def _ci(lo: Any, hi: Any, signed: bool = False) -> str:
     return "n/a" if "n/a" in (a, b) else f"[{a}, {b}]"
 
 
+def _metric_value(metric: str, x: Any) -> str:
+    """A metric value for a table cell: p-value metrics as p-values (``<0.001``), the others to 3 decimals."""
+    if metric in P_VALUE_METRICS:
+        try:
+            return format_p(float(x))
+        except (TypeError, ValueError):
+            return "n/a"
+    return _f(x)
+
+
+def _metric_ci(metric: str, lo: Any, hi: Any) -> str:
+    if metric not in P_VALUE_METRICS:
+        return _ci(lo, hi)
+    a, b = _metric_value(metric, lo), _metric_value(metric, hi)
+    return "n/a" if "n/a" in (a, b) else f"[{a}, {b}]"
+
+
+def _has_truth(df: pd.DataFrame) -> bool:
+    """Whether a comparison/ablation table carries the C-index against the true risk (simulated cohorts)."""
+    return TRUE_RISK_COLUMN in df.columns and bool(pd.to_numeric(df[TRUE_RISK_COLUMN], errors="coerce").notna().any())
+
+
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     """A GitHub-flavoured Markdown table (``|`` in cells escaped)."""
     def cell(x: str) -> str:
@@ -65,6 +89,7 @@ def _task_order(tasks: Sequence[str]) -> list[str]:
 
 
 def _main_table(comp: pd.DataFrame) -> str:
+    truth = _has_truth(comp)
     rows = []
     for task in _task_order(comp["task"].tolist()):
         sub = comp[comp["task"] == task]
@@ -81,9 +106,11 @@ def _main_table(comp: pd.DataFrame) -> str:
                              "reference" if is_ref else _f(r.diff, signed=True),
                              "" if is_ref else _ci(r.diff_ci_low, r.diff_ci_high, signed=True),
                              "" if is_ref else format_p(float(r.p_value)),
-                             "" if is_ref else format_p(float(r.p_holm)), "" if is_ref else fold])
+                             "" if is_ref else format_p(float(r.p_holm)), "" if is_ref else fold]
+                            + ([_f(getattr(r, TRUE_RISK_COLUMN))] if truth else []))
     return markdown_table(["task", "metric", "model", "value", "95% CI", "Δ vs reference", "Δ 95% CI", "p",
-                           "p (Holm)", "per-fold Δ mean ± sd (paired t p)"], rows)
+                           "p (Holm)", "per-fold Δ mean ± sd (paired t p)"]
+                          + (["C-index vs true risk"] if truth else []), rows)
 
 
 def _all_metrics_table(summary: pd.DataFrame) -> str:
@@ -94,21 +121,23 @@ def _all_metrics_table(summary: pd.DataFrame) -> str:
         sub["_order"] = sub["metric"].map(order).fillna(len(order))
         for r in sub.sort_values(["model", "_order", "metric"], kind="stable").itertuples(index=False):
             rows.append([task, str(r.model), METRIC_NAMES.get(str(r.metric), str(r.metric)),
-                         f"{_f(r.mean)} ± {_f(r.sd)}", _f(r.pooled), _ci(r.ci_low, r.ci_high),
+                         f"{_metric_value(r.metric, r.mean)} ± {_f(r.sd)}", _metric_value(r.metric, r.pooled),
+                         _metric_ci(r.metric, r.ci_low, r.ci_high),
                          "lower" if r.metric in LOWER_IS_BETTER else "higher"])
     return markdown_table(["task", "model", "metric", "fold mean ± sd", "pooled", "pooled 95% CI", "better"], rows)
 
 
 def _ablation_table(abl: pd.DataFrame) -> str:
+    truth = _has_truth(abl)
     rows = []
     for task in _task_order(abl["task"].tolist()):
         for r in abl[abl["task"] == task].sort_values(["metric", "model"]).itertuples(index=False):
             rows.append([task, METRIC_NAMES.get(str(r.metric), str(r.metric)), str(r.model), str(r.reference),
                          _f(r.reference_value), _f(r.value), _f(r.diff, signed=True),
                          _ci(r.diff_ci_low, r.diff_ci_high, signed=True), format_p(float(r.p_value)),
-                         format_p(float(r.p_holm))])
+                         format_p(float(r.p_holm))] + ([_f(getattr(r, TRUE_RISK_COLUMN))] if truth else []))
     return markdown_table(["task", "metric", "ablation", "full model", "full", "ablation value", "Δ", "Δ 95% CI",
-                           "p", "p (Holm)"], rows)
+                           "p", "p (Holm)"] + (["ablation C-index vs true risk"] if truth else []), rows)
 
 
 def _models_table(cards: Mapping[str, Mapping[str, Any]]) -> str:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from gliofuse.evaluation.compare import compare_models
+from gliofuse.evaluation.truth import TRUE_RISK_COLUMN
 from gliofuse.report.forest import format_p, plot_forest_
 from gliofuse.report.tables import markdown_table, write_summary_markdown_
 
@@ -28,7 +29,8 @@ def _tables(tmp_path: Path) -> tuple[Path, Path, Path]:
     comp.to_csv(cp, sep="\t", index=False)
     abl.to_csv(ap, sep="\t", index=False)
     summary = pd.DataFrame([(m, "survival", metric, 0.7, 0.05, 0.71, 0.6, 0.8) for m, _ in oofs
-                            for metric in ("c_index", "ibs")],
+                            for metric in ("c_index", "ibs")]
+                           + [("abmil", "survival", "logrank_p", 0.0123, 0.01, 0.0004, 0.00001, 0.2)],
                            columns=["model", "task", "metric", "mean", "sd", "pooled", "ci_low", "ci_high"])
     sp = tmp_path / "summary.tsv"
     summary.to_csv(sp, sep="\t", index=False)
@@ -45,6 +47,23 @@ def test_forest_plot(tmp_path: Path) -> None:
     assert format_p(float("nan")) == "n/a"
 
 
+def test_summary_markdown_true_risk_column(tmp_path: Path) -> None:
+    sp, cp, ap = _tables(tmp_path)
+    for path, values in ((cp, {"subspace_fusion": 0.91, "abmil": 0.6, "subspace_fusion_no_gc": 0.8,
+                               "abmil_no_pool": 0.55}), (ap, {"subspace_fusion_no_gc": 0.8, "abmil_no_pool": 0.55})):
+        df = pd.read_csv(path, sep="\t")
+        df[TRUE_RISK_COLUMN] = df["model"].map(values)
+        df.to_csv(path, sep="\t", index=False)
+    out = tmp_path / "summary.md"
+    write_summary_markdown_(summary_path=sp, comparisons_path=cp, ablation_path=ap, out=out, title="t")
+    main, ablation = out.read_text().split("## Ablations")
+    assert "| C-index vs true risk |" in main and "ablation C-index vs true risk" in ablation
+    ref_row = next(line for line in main.splitlines() if line.startswith("| survival | Harrell's C-index | **subspace_fusion**"))
+    assert ref_row.endswith("| 0.910 |")
+    abl_row = next(line for line in ablation.splitlines() if line.startswith("| survival | Harrell's C-index | abmil_no_pool"))
+    assert abl_row.endswith("| 0.550 |")
+
+
 def test_summary_markdown(tmp_path: Path) -> None:
     sp, cp, ap = _tables(tmp_path)
     out = tmp_path / "summary.md"
@@ -55,6 +74,9 @@ def test_summary_markdown(tmp_path: Path) -> None:
         assert heading in text
     assert "**subspace_fusion**" in text and "| abmil_no_pool | abmil |" in text
     assert "integrated Brier score" in text and "lower" in text
+    # p-value metrics print as p-values: a pooled log-rank p of 0.0004 is "<0.001", not "0.000"
+    assert "| survival | abmil | log-rank p (median split) | 0.012 ± 0.010 | <0.001 | [<0.001, 0.2] | lower |" in text
+    assert "C-index vs true risk" not in text  # no ground truth (a real cohort): no column
     first = text
     write_summary_markdown_(summary_path=sp, comparisons_path=cp, ablation_path=ap, out=out, title="My study")
     assert out.read_text() == first
