@@ -10,7 +10,10 @@ Anything else (JPEG 2000 = 33003/33005, LZW, old-style JPEG, ...) is refused wit
 
 Levels are numbered as OpenSlide numbers them (the tiled pages of the main IFD chain, largest
 first) and checked against OpenSlide's ``level_dimensions``: a pyramid OpenSlide sees differently
-is refused as a whole.
+is refused as a whole. Only the OpenSlide vendors in :data:`RAW_TILE_VENDORS` are read raw: other
+TIFF-based formats lay their tiles out in ways this reader does not follow (Ventana BIF overlaps
+tiles, Philips TIFF leaves sparse tiles, Leica SCN holds several images, Hamamatsu NDPI is not
+tiled), and non-TIFF formats (DICOM WSI, MRXS) are not parsed at all.
 """
 
 from __future__ import annotations
@@ -29,6 +32,8 @@ PHOTOMETRIC_RGB, PHOTOMETRIC_YCBCR = 2, 6
 SOI, EOI = b"\xff\xd8", b"\xff\xd9"
 #: APP14 "Adobe" segment, version 100, flags 0, transform 0 (components are RGB, not YCbCr)
 ADOBE_RGB = b"\xff\xee\x00\x0eAdobe\x00\x64\x00\x00\x00\x00\x00"
+#: OpenSlide vendors whose levels are plain tiled TIFF pages, as this reader assumes
+RAW_TILE_VENDORS = frozenset({"aperio", "generic-tiff"})
 _COMPRESSION_NAMES = {1: "none", 5: "LZW", 6: "old-style JPEG", 8: "deflate", 32946: "deflate",
                       33003: "JPEG 2000 (Aperio YCbCr)", 33005: "JPEG 2000 (Aperio RGB)", 34712: "JPEG 2000"}
 
@@ -144,6 +149,11 @@ class JpegTileSlide:
     def _check_against_openslide(self) -> None:
         import openslide
 
+        vendor = openslide.OpenSlide.detect_format(str(self.path))
+        if vendor not in RAW_TILE_VENDORS:
+            reason = f"OpenSlide reads it as vendor {vendor!r}; raw tiles are read only for {sorted(RAW_TILE_VENDORS)}"
+            self._levels = [reason] * max(1, len(self._levels))
+            return
         try:
             with openslide.OpenSlide(str(self.path)) as s:
                 dims = list(s.level_dimensions)

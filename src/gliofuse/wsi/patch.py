@@ -27,7 +27,8 @@ from gliofuse.wsi.status import SlideRecord, SlideStatus, write_status_
 log = logging.getLogger(__name__)
 
 QC_MAX_SIDE_PX = 1024
-REASON_MISSING_MPP = "missing_mpp: set wsi.default_mpp or an mpp override"
+REASON_MISSING_MPP = ("missing_mpp: the slide has no usable openslide.mpp-x, aperio.MPP, tiff.XResolution or "
+                      "objective power; set wsi.default_mpp, or the slide's 'mpp' column in wsi.overrides_csv")
 REASON_NO_TISSUE = "no_tissue"
 #: prefix of the reason of a slide that cannot be opened or read (status ``failed``)
 REASON_UNREADABLE = "unreadable"
