@@ -138,7 +138,8 @@ def cmd_wsi_patch(args: argparse.Namespace) -> None:
     opt = {name: Path(getattr(args, name)) if getattr(args, name) else None
            for name in ("out_geojson", "out_thumbnail", "out_contours")}
     patch_slide_(slide_path=Path(args.slide), cfg=cfg.wsi, out_coords=Path(args.out_coords),
-                 out_qc=Path(args.out_qc), out_status=Path(args.out_status), mpp_override=args.mpp, **opt)
+                 out_qc=Path(args.out_qc), out_status=Path(args.out_status), mpp_override=args.mpp,
+                 slide_id=args.slide_id, **opt)
 
 
 def cmd_features_extract(args: argparse.Namespace) -> None:
@@ -387,6 +388,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-qc", required=True)
     p.add_argument("--out-status", required=True)
     p.add_argument("--mpp", type=float, default=None, help="override the slide's microns per pixel")
+    p.add_argument("--slide-id", default=None, help="slide id of the outputs (default: file name without extension)")
     p.add_argument("--out-geojson", default=None, help="tissue polygons with holes (GeoJSON, level-0 px)")
     p.add_argument("--out-thumbnail", default=None, help="JPEG thumbnail")
     p.add_argument("--out-contours", default=None, help="JPEG contour overlay (tissue green, holes blue)")

@@ -91,11 +91,10 @@ def failure_reason(slide_path: Path, exc: BaseException) -> str:
     return f"{REASON_UNREADABLE}: {msg.rstrip('.')}"
 
 
-def _write_failed_(slide_path: Path, cfg: WsiConfig, exc: BaseException, *, out_coords: Path, out_qc: Path,
-                   out_status: Path, out_geojson: Path | None, out_thumbnail: Path | None,
+def _write_failed_(slide_path: Path, cfg: WsiConfig, exc: BaseException, *, slide_id: str, out_coords: Path,
+                   out_qc: Path, out_status: Path, out_geojson: Path | None, out_thumbnail: Path | None,
                    out_contours: Path | None, preset: str | None, overrides: list[str]) -> dict[str, Any]:
     """Write the outputs of a slide that cannot be read: no patches, a grey QC image, status ``failed``."""
-    slide_id = slide_id_of(slide_path)
     record = SlideRecord(slide_id=slide_id, status=SlideStatus.failed, reason=failure_reason(slide_path, exc),
                          preset=preset, overrides=overrides)
     params = cfg.model_dump(mode="json")
@@ -128,12 +127,14 @@ def _write_failed_(slide_path: Path, cfg: WsiConfig, exc: BaseException, *, out_
 
 def patch_slide_(*, slide_path: Path, cfg: WsiConfig, out_coords: Path, out_qc: Path, out_status: Path,
                  mpp_override: float | None = None, out_geojson: Path | None = None,
-                 out_thumbnail: Path | None = None, out_contours: Path | None = None) -> dict[str, Any]:
+                 out_thumbnail: Path | None = None, out_contours: Path | None = None,
+                 slide_id: str | None = None) -> dict[str, Any]:
     """Segment tissue and compute the patch grid of one slide; write its outputs atomically.
 
     Parameters
     ----------
-    slide_path : the slide (any OpenSlide format).
+    slide_path : the slide (any OpenSlide format; DICOM WSI: any one file of the series, the others in the
+        same folder).
     cfg : the ``wsi`` config section; per-slide rows of ``cfg.overrides_csv`` are applied on top.
     out_coords : coords h5 (docs/data-contracts.md §4): ``coords`` (N, 2) int64 level-0 (x, y),
         ``tissue_fraction`` (N,) float32 and the geometry/provenance attributes.
@@ -143,6 +144,8 @@ def patch_slide_(*, slide_path: Path, cfg: WsiConfig, out_coords: Path, out_qc: 
     out_geojson : tissue polygons with holes in level-0 px (GeoJSON FeatureCollection); None: not written.
     out_thumbnail : JPEG thumbnail (long side ``QC_MAX_SIDE_PX``); None: not written.
     out_contours : JPEG contour overlay (exteriors green, holes blue); None: not written.
+    slide_id : id written to the outputs and matched in ``wsi.overrides_csv``; None: the file name without
+        its extension (DICOM files are named by UID, so give the cohort's slide id there).
 
     Returns
     -------
@@ -155,7 +158,7 @@ def patch_slide_(*, slide_path: Path, cfg: WsiConfig, out_coords: Path, out_qc: 
     """
     t0 = time.perf_counter()
     slide_path = Path(slide_path)
-    slide_id = slide_id_of(slide_path)
+    slide_id = slide_id or slide_id_of(slide_path)
     overrides = read_overrides(cfg.overrides_csv) if cfg.overrides_csv else None
     cfg, csv_mpp, overridden = slide_config(cfg, slide_id, overrides)
     if mpp_override is None:
@@ -163,7 +166,8 @@ def patch_slide_(*, slide_path: Path, cfg: WsiConfig, out_coords: Path, out_qc: 
     try:
         slide = open_slide(slide_path)
     except SLIDE_READ_ERRORS as exc:
-        return _write_failed_(slide_path, cfg, exc, out_coords=out_coords, out_qc=out_qc, out_status=out_status,
+        return _write_failed_(slide_path, cfg, exc, slide_id=slide_id, out_coords=out_coords, out_qc=out_qc,
+                              out_status=out_status,
                               out_geojson=out_geojson, out_thumbnail=out_thumbnail, out_contours=out_contours,
                               preset=cfg.preset, overrides=overridden)
     try:
@@ -228,7 +232,8 @@ def patch_slide_(*, slide_path: Path, cfg: WsiConfig, out_coords: Path, out_qc: 
         coords_attrs = _coords_dataset_attrs(slide, geom, slide_id=slide_id, out_dir=Path(out_coords).parent)
         thumb, thumb_ds = read_downsampled(slide, max(1.0, max(w0, h0) / QC_MAX_SIDE_PX), path=slide_path)
     except SLIDE_READ_ERRORS as exc:  # a read error mid-slide (e.g. a truncated tile)
-        return _write_failed_(slide_path, cfg, exc, out_coords=out_coords, out_qc=out_qc, out_status=out_status,
+        return _write_failed_(slide_path, cfg, exc, slide_id=slide_id, out_coords=out_coords, out_qc=out_qc,
+                              out_status=out_status,
                               out_geojson=out_geojson, out_thumbnail=out_thumbnail, out_contours=out_contours,
                               preset=cfg.preset, overrides=overridden)
     finally:

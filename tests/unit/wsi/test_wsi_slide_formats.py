@@ -16,7 +16,7 @@ from PIL import Image
 from slide_formats import slide_pixels, write_dicom_wsi_, write_generic_tiff_
 
 from gliofuse.config import WsiConfig
-from gliofuse.wsi import read_coords_h5
+from gliofuse.wsi import CoordsFile, read_coords_h5
 from gliofuse.wsi.jpeg_tiles import JpegTileSlide, supports_raw_tiles
 from gliofuse.wsi.patch import REASON_MISSING_MPP, patch_slide_
 from gliofuse.wsi.reader import read_region_rgb, slide_mpp
@@ -53,9 +53,9 @@ def test_formats_open_with_their_vendor_and_mpp(formats: dict[str, Path]) -> Non
     assert vendors == {"svs": "aperio", "tiff": "generic-tiff", "dicom": "dicom"}
 
 
-def _patch(path: Path, out: Path, cfg: WsiConfig) -> tuple[dict, object]:
+def _patch(path: Path, out: Path, cfg: WsiConfig, slide_id: str | None = None) -> tuple[dict, CoordsFile]:
     rec = patch_slide_(slide_path=path, cfg=cfg, out_coords=out / "c.h5", out_qc=out / "qc.png",
-                       out_status=out / "s.json")
+                       out_status=out / "s.json", slide_id=slide_id)
     return rec, read_coords_h5(out / "c.h5")
 
 
@@ -81,7 +81,8 @@ def _patch_pixels(path: Path, coords: np.ndarray, attrs: dict) -> np.ndarray:
 def test_same_patches_from_svs_tiff_and_dicom(formats: dict[str, Path], tmp_path: Path, target_mpp: float,
                                               patch_px: int, tiff_level: int) -> None:
     cfg = WsiConfig(target_mpp=target_mpp, patch_px=patch_px)
-    res = {name: _patch(path, tmp_path / name, cfg) for name, path in formats.items()}
+    # DICOM files are named by UID: the cohort's slide id is given
+    res = {name: _patch(path, tmp_path / name, cfg, slide_id=f"cmu-{name}") for name, path in formats.items()}
     ref_rec, ref = res["svs"]
     assert ref_rec["status"] == "ok" and ref_rec["n_patches"] >= 10
     ps0 = round(patch_px * target_mpp / 0.499)
@@ -89,6 +90,7 @@ def test_same_patches_from_svs_tiff_and_dicom(formats: dict[str, Path], tmp_path
     for name in ("tiff", "dicom"):
         rec, cf = res[name]
         assert rec["status"] == "ok" and rec["mpp_source"] == "openslide.mpp-x", name
+        assert rec["slide_id"] == cf.attrs["slide_id"] == f"cmu-{name}"
         assert cf.attrs["patch_size_level0"] == ps0 and cf.attrs["patch_size"] == patch_px, name
         # the TIFF's downsample-3 level serves the 1.5 µm/px patches: 385 level-0 px read as 128 px
         want_level = tiff_level if name == "tiff" else 0
