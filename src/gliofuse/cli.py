@@ -163,6 +163,19 @@ def cmd_omics_matrix(args: argparse.Namespace) -> None:
     )
 
 
+def cmd_omics_import(args: argparse.Namespace) -> None:
+    from gliofuse.config import OmicsConfig
+    from gliofuse.omics.matrix_import import import_expression_matrix_
+
+    omics = _cfg(args).omics if args.config else OmicsConfig()
+    import_expression_matrix_(
+        Path(args.matrix), unit=args.unit, gene_id=args.gene_id, out_h5=Path(args.out), pseudocount=args.pseudocount,
+        orientation=args.orientation, gene_column=args.gene_column, layer=args.layer,
+        reference=Path(args.reference) if args.reference else None,
+        gene_table=Path(args.gene_table) if args.gene_table else None, cfg=omics,
+        max_missing_fraction=args.max_missing_fraction)
+
+
 def cmd_data_splits(args: argparse.Namespace) -> None:
     from gliofuse.data.cohort import check_failed_slides, cohort_members, cohort_table
     from gliofuse.data.splits import make_splits, write_splits_
@@ -408,6 +421,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rnaseq-dir", required=True, help="folder holding <file_id>/<file_name> STAR files")
     p.add_argument("--out", required=True)
     p.add_argument("--out-samples", required=True)
+
+    p = _add(g, "import", cmd_omics_import, "gene x sample matrix (TSV/CSV/h5ad) with a declared unit -> "
+             "expression.h5", config=False)
+    p.add_argument("--matrix", required=True, help="TSV/CSV (genes x samples) or h5ad (obs = samples, var = genes)")
+    p.add_argument("--unit", required=True, help="counts, tpm, fpkm, fpkm_uq, or log2_<one of these> (+ --pseudocount)")
+    p.add_argument("--pseudocount", type=float, default=None, help="p of a log2(x + p) unit")
+    p.add_argument("--gene-id", required=True, choices=("symbol", "ensembl"), help="gene id type (versions stripped)")
+    p.add_argument("--orientation", default="genes-in-rows", choices=("genes-in-rows", "genes-in-columns"),
+                   help="TSV/CSV layout")
+    p.add_argument("--gene-column", default=None, help="h5ad var column with the gene ids (default var_names)")
+    p.add_argument("--layer", default=None, help="h5ad layer with the values (default X)")
+    p.add_argument("--reference", default=None,
+                   help="training expression.h5: its genes, order and unit are the target (external cohorts)")
+    p.add_argument("--gene-table", default=None,
+                   help="symbol <-> Ensembl table: a GDC STAR - Counts file or a TSV with gene_id, gene_name[, gene_type]")
+    p.add_argument("--max-missing-fraction", type=float, default=0.1,
+                   help="reference genes the matrix may lack (filled with the reference mean)")
+    p.add_argument("--config", default=None, help="config.yaml: omics.value_column/gene_types/log_transform "
+                   "(without --reference; default: their defaults)")
+    p.add_argument("--out", required=True)
 
     g = group("data", "cohort and cross-validation splits")
     p = _add(g, "splits", cmd_data_splits, "build the cohort and patient-level K-fold split files")

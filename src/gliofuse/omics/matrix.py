@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from gliofuse.errors import InputDataError
-from gliofuse.io import atomic_path, open_h5_contract_
+from gliofuse.io import atomic_path, decode_h5_attr, open_h5_contract_
 
 WHAT = "omics matrix"
 FIX = "Rerun the `omics_matrix` stage (docs/data-contracts.md §6)."
@@ -24,12 +24,18 @@ FIX = "Rerun the `omics_matrix` stage (docs/data-contracts.md §6)."
 
 @dataclass(frozen=True)
 class OmicsMatrix:
-    """Expression matrix (§6): ``values`` (P, G) float32, ``patients`` (P,), ``genes`` (G,)."""
+    """Expression matrix (§6): ``values`` (P, G) float32, ``patients`` (P,), ``genes`` (G,).
+
+    ``value_column`` (the unit, an ``omics.value_column`` name) and ``log_transform`` (values are log2(x + 1))
+    are the file's attributes ("" and False when a file lacks them).
+    """
 
     values: np.ndarray
     patients: tuple[str, ...]
     genes: tuple[str, ...]
     gene_names: tuple[str, ...] = ()
+    value_column: str = ""
+    log_transform: bool = False
 
     def rows(self, patient_ids: Sequence[str]) -> np.ndarray:
         """Rows of ``values`` for ``patient_ids`` in that order: (len(patient_ids), G)."""
@@ -75,6 +81,8 @@ def read_omics_(path: str | Path) -> OmicsMatrix:
         patients = _strings(fh["patients"])
         genes = _strings(fh["genes"])
         gene_names = _strings(fh["gene_names"]) if "gene_names" in fh else ()
+        value_column = decode_h5_attr(fh.attrs.get("value_column", ""))
+        log_transform = bool(fh.attrs.get("log_transform", False))
     if values.shape != (len(patients), len(genes)):
         raise InputDataError(f"omics matrix {p}: 'values' has shape {values.shape} but there are "
                              f"{len(patients)} patients and {len(genes)} genes.")
@@ -86,5 +94,6 @@ def read_omics_(path: str | Path) -> OmicsMatrix:
     if gene_names and len(gene_names) != len(genes):
         raise InputDataError(f"omics matrix {p}: 'gene_names' has {len(gene_names)} entries but there are "
                              f"{len(genes)} genes. Rerun `omics_matrix`.")
-    return OmicsMatrix(values=values, patients=patients, genes=genes, gene_names=gene_names)
+    return OmicsMatrix(values=values, patients=patients, genes=genes, gene_names=gene_names,
+                       value_column=str(value_column), log_transform=log_transform)
 
