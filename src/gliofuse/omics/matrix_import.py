@@ -24,7 +24,7 @@ from gliofuse.io import provenance
 from gliofuse.omics.gene_ids import GeneIdType, GeneTable, normalise_gene_ids, read_gene_table
 from gliofuse.omics.matrix import read_omics_, write_omics_h5_
 from gliofuse.omics.matrix_files import read_gene_sample_matrix
-from gliofuse.omics.units import convert_linear, parse_unit, to_linear, unit_of_value_column
+from gliofuse.omics.units import VALUE_COLUMN_UNIT, convert_linear, parse_unit, to_linear, unit_of_value_column
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,9 @@ class ImportReport:
 def reference_space(path: str | Path) -> GeneSpace:
     """Gene space of a training matrix: its genes, names, unit and per-gene mean (the fill of missing genes)."""
     m = read_omics_(path)
-    unit_of_value_column(m.value_column)
+    if m.value_column not in VALUE_COLUMN_UNIT:
+        raise InputDataError(f"reference matrix {path}: attribute value_column = {m.value_column!r} is not one of "
+                             f"{sorted(VALUE_COLUMN_UNIT)}; give the expression.h5 of a gliofuse run.")
     fill = m.values.astype(np.float64).mean(axis=0) if len(m.patients) else None
     return GeneSpace(m.genes, m.gene_names or ("",) * len(m.genes), m.value_column, m.log_transform, fill,
                      str(path))
