@@ -24,7 +24,13 @@ from gliofuse.io import provenance
 from gliofuse.omics.gene_ids import GeneIdType, GeneTable, normalise_gene_ids, read_gene_table
 from gliofuse.omics.matrix import read_omics_, write_omics_h5_
 from gliofuse.omics.matrix_files import read_gene_sample_matrix
-from gliofuse.omics.units import VALUE_COLUMN_UNIT, convert_linear, parse_unit, to_linear, unit_of_value_column
+from gliofuse.omics.units import (
+    VALUE_COLUMN_UNIT,
+    convert_linear,
+    parse_unit,
+    to_linear,
+    unit_of_value_column,
+)
 
 log = logging.getLogger(__name__)
 
