@@ -70,7 +70,7 @@ def _mean_abs(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _patch_pixels(path: Path, coords: np.ndarray, attrs: dict) -> np.ndarray:
-    """(N, S, S, 3) float patches at the target resolution, read as the feature stage reads them."""
+    """(N, S, S, 3) float patches at the target resolution: the read level and size of the coords file, box-resized."""
     level, size, out = int(attrs["read_level"]), int(attrs["read_size"]), int(attrs["patch_size"])
     with openslide.OpenSlide(str(path)) as s:
         imgs = [read_region_rgb(s, (int(x), int(y)), level, (size, size)) for x, y in coords]
@@ -150,3 +150,23 @@ def test_level0_at_another_scan_resolution_keeps_the_physical_patch_size(cmu_sli
     assert cf.attrs["patch_size_level0"] == round(128 * 1.5 / 0.998) == 192
     assert cf.attrs["patch_size_level0"] * 0.998 == pytest.approx(full.attrs["patch_size_level0"] * 0.499, rel=0.01)
     assert abs(rec_half["n_patches"] - rec_full["n_patches"]) <= 2
+
+
+def test_features_of_a_dicom_slide(formats: dict[str, Path], tmp_path: Path) -> None:
+    """Feature extraction reads a DICOM WSI (OpenSlide; no raw JPEG tiles) to the SVS's features."""
+    from gliofuse.config import FeaturesConfig
+    from gliofuse.features.extract import extract_slide_
+    from gliofuse.features.store import read_features_h5_
+
+    wsi_cfg = WsiConfig(target_mpp=1.5, patch_px=64)
+    fcfg = FeaturesConfig(device="cpu", num_workers=0, batch_size=8, max_patches_per_slide=6)
+    feats = []
+    for name in ("svs", "dicom"):
+        _patch(formats[name], tmp_path / name, wsi_cfg, slide_id="cmu")
+        rec = extract_slide_(slide_path=formats[name], coords_path=tmp_path / name / "c.h5", cfg=fcfg,
+                             out_path=tmp_path / f"{name}.h5", seed=1)
+        assert rec["status"] == "ok" and rec["n_patches"] == 6, (name, rec)
+        feats.append(read_features_h5_(tmp_path / f"{name}.h5"))
+    np.testing.assert_array_equal(feats[0].coords, feats[1].coords)
+    np.testing.assert_allclose(feats[0].features, feats[1].features, atol=1e-4)
+    assert np.abs(feats[0].features[1:] - feats[0].features[:-1]).max() > 1e-2  # distinct patches, distinct features
