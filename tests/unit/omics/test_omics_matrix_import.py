@@ -208,6 +208,15 @@ def test_missing_genes_filled_from_the_reference_up_to_a_fraction(star: dict, re
                                   out_h5=tmp_path / "x.h5")
 
 
+def test_reference_without_a_known_unit_is_refused(star: dict, tmp_path: Path) -> None:
+    ref = tmp_path / "ref.h5"
+    write_omics_h5_(ref, values=np.zeros((1, 1), np.float32), patients=np.array(["A"]), genes=np.array(["ENSG1"]),
+                    gene_names=np.array(["X"]), value_column="rpkm", log_transform=True, prov={})
+    path = _write(star["tpm"], tmp_path / "m.tsv")
+    with pytest.raises(InputDataError, match=r"reference matrix .*ref\.h5: attribute value_column = 'rpkm'"):
+        import_expression_matrix_(path, unit="tpm", gene_id="ensembl", reference=ref, out_h5=tmp_path / "x.h5")
+
+
 def test_table_layout_errors_name_the_cell(star: dict, reference: Path, tmp_path: Path) -> None:
     df = star["tpm"].copy()
     transposed = df.T
