@@ -104,3 +104,18 @@ def test_the_json_schema_uses_the_package_id_pattern():
     assert schema["required"] == list(SHEET_COLUMNS)
     for col in ("patient_id", "slide_id"):
         assert schema["properties"][col]["pattern"] == f"^{SAFE_ID_PATTERN}$"
+
+
+def test_cohort_check_verb_reports_both_files_and_patients_without_clinical_rows(cohort, tmp_path, capsys):
+    sheet = _write(cohort / "slides.csv", ROWS)
+    clinical = cohort / "clinical.csv"
+    clinical.write_text("PatID,days,dead\nP1,100,1\n")
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(yaml.safe_dump({"cohort": "sheet", "sheet": {"slides": str(sheet), "clinical": str(clinical),
+               "columns": {"patient_id": "PatID", "survival_time": "days", "event": "dead"}}}))
+    assert main(["cohort", "check", "--config", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "3 slides of 2 patients" in out and "1 patients; survival 1" in out
+    assert "1 patient(s) with slides but no clinical row (left out): ['P2']" in out
+    cfg.write_text(yaml.safe_dump({"cohort": "sheet", "sheet": {"slides": str(sheet)}}))
+    assert main(["cohort", "check", "--config", str(cfg)]) == 2  # ConfigError: sheet.clinical unset
