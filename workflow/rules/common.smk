@@ -7,7 +7,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from gliofuse.cohorts.sheet import SAFE_ID_PATTERN, read_slide_sheet_
+from gliofuse.cohorts.sheet import SAFE_ID_PATTERN, read_slide_sheet_, tcga_slide_sheet
 from gliofuse.config import SECTIONS, parse_config, resolve_reference_model, section_snapshot
 from gliofuse.errors import ConfigError, InputDataError
 from gliofuse.labels.clinical_sheet import read_clinical_table_
@@ -75,6 +75,10 @@ def _list_slides() -> list[str]:
             "GDC, or set data_root to the folder that holds slides/, rnaseq/ and metadata/, or list your slides "
             "in a slide sheet (cohort: sheet)."
         )
+    try:
+        tcga_slide_sheet(sorted(slide_dir.glob("*.svs")))  # TCGA names give the patients of results/cohort/slides.tsv
+    except InputDataError as exc:
+        raise WorkflowError(f"cohort 'tcga', {slide_dir}: {exc}") from None
     return found
 
 

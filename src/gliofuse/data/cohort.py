@@ -90,6 +90,10 @@ def cohort_table(*, labels: pd.DataFrame, slide_status_paths: list[Path], omics_
     slides: dict[str, list[str]] = {}
     for s in usable:
         slides.setdefault(_patient_of(slide_patients, s), []).append(s)
+    unlabelled = sorted(set(slides) - set(labels["patient_id"]))
+    if unlabelled:
+        log.warning("%d patient(s) of the slide sheet have no label row and are left out (check that the sheet's "
+                    "patient_id matches the clinical data): %s", len(unlabelled), ", ".join(unlabelled[:10]))
     omics_set = set(omics_patients)
     df = labels.copy()
     df["slide_ids"] = df["patient_id"].map(lambda p: ";".join(sorted(slides.get(p, []))))

@@ -77,13 +77,17 @@ def _sheet(path: Path, slide_ids: list[str], patient_of=tcga_patient_id) -> Path
     return path
 
 
-def test_the_patient_of_a_slide_comes_from_the_sheet_not_the_slide_name(statuses):
+def test_the_patient_of_a_slide_comes_from_the_sheet_not_the_slide_name(statuses, caplog):
     wsi, _ = statuses
     own = {sid: ("patient_b" if sid == _slide(P_GOOD) else PATIENT_OF[sid]) for sid in PATIENT_OF}
     table = cohort_table(labels=_labels([*PATIENTS, "patient_b"]), slide_status_paths=wsi,
                          omics_patients=[*OMICS, "patient_b"], slide_patients=own).set_index("patient_id")
     assert table.loc["patient_b", "slide_ids"] == _slide(P_GOOD) and table.loc["patient_b", "in_cohort"] == 1
     assert table.loc[P_GOOD, "reason"] == "no_ok_slide"  # its only slide belongs to patient_b in the sheet
+    with caplog.at_level(logging.WARNING, logger="gliofuse.data.cohort"):
+        cohort_table(labels=_labels(PATIENTS), slide_status_paths=wsi, omics_patients=OMICS, slide_patients=own)
+    assert "1 patient(s) of the slide sheet have no label row and are left out" in caplog.text
+    assert "patient_b" in caplog.text
     with pytest.raises(InputDataError, match=f"slide '{_slide(P_GOOD)}' has a status file but no row in the slide"):
         cohort_table(labels=_labels(PATIENTS), slide_status_paths=wsi, omics_patients=OMICS,
                      slide_patients={k: v for k, v in PATIENT_OF.items() if k != _slide(P_GOOD)})
