@@ -644,6 +644,10 @@ class GliofuseConfig(_Section):
         if self.cohort != Cohort.sheet or unset:
             raise ConfigError(f"cohort: sheet needs {' and '.join(unset) or 'cohort: sheet'} (the paths of your "
                               "slide sheet and clinical table; see README 'Your own cohort').")
+        if self.labels.molecular_table or self.labels.survival_source != "clinical":
+            raise ConfigError("labels.molecular_table and labels.survival_source: molecular_table belong to the "
+                              "TCGA route; with cohort: sheet, survival and markers come from sheet.clinical "
+                              "(map them in sheet.columns) - remove these labels keys.")
         return str(self.sheet.slides), str(self.sheet.clinical)
 
     def resolved_data_root(self) -> Path:

@@ -102,6 +102,11 @@ def test_column_mapping_is_checked_by_the_config():
         parse_config({"sheet": {"time_unit": "weeks"}})
     with pytest.raises(ConfigError, match="sheet.slides and sheet.clinical"):
         parse_config({"cohort": "sheet"}).sheet_files()
+    with pytest.raises(ConfigError, match="labels.molecular_table"):
+        parse_config({"cohort": "sheet", "sheet": {"slides": "s.csv", "clinical": "c.csv"},
+                      "labels": {"molecular_table": "m.tsv"}}).sheet_files()
+    assert parse_config({"cohort": "sheet", "sheet": {"slides": "s.csv", "clinical": "c.csv"}}).sheet_files() == (
+        "s.csv", "c.csv")
 
 
 def _tcga_as_own_table(mol: pd.DataFrame) -> pd.DataFrame:
