@@ -83,7 +83,10 @@ def cmd_gdc_query(args: argparse.Namespace) -> None:
 
     cfg = _cfg(args)
     manifest = args.manifest or cfg.gdc.manifest
-    out_dir = Path(args.out_dir) if args.out_dir else cfg.resolved_data_root()
+    if args.out_dir:
+        log.warning("gdc query --out-dir is deprecated; use --data-root (the name gdc download uses too)")
+    root = args.data_root or args.out_dir
+    out_dir = Path(root) if root else cfg.resolved_data_root()
     query_cohort_(client=client_from_config(cfg.gdc), out_dir=out_dir, projects=cfg.gdc.projects,
                   config=_section(cfg, "gdc"), page_size=cfg.gdc.page_size, max_patients=cfg.gdc.max_patients,
                   user_manifest=Path(manifest) if manifest else None)
@@ -120,15 +123,53 @@ def cmd_gdc_download(args: argparse.Namespace) -> None:
 
 
 def cmd_labels_build(args: argparse.Namespace) -> None:
-    from gliofuse.labels.tables import build_label_table_, shipped_molecular_table
+    from gliofuse.labels.tables import (
+        build_label_table_,
+        build_label_table_from_clinical_,
+        shipped_molecular_table,
+    )
 
     cfg = _cfg(args)
+    if args.clinical:
+        if args.molecular:
+            raise ConfigError("--molecular goes with --cases (GDC route); --clinical holds the markers itself.")
+        build_label_table_from_clinical_(clinical_path=Path(args.clinical), sheet=cfg.sheet,
+                                         strict=cfg.labels.who2021_strict, out_path=Path(args.out),
+                                         config=_section(cfg, "labels"))
+        return
     molecular = Path(args.molecular) if args.molecular else shipped_molecular_table()
     build_label_table_(
         cases_path=Path(args.cases), molecular_path=molecular,
         strict=cfg.labels.who2021_strict, survival_source=cfg.labels.survival_source,
         out_path=Path(args.out), config=_section(cfg, "labels"),
     )
+
+
+def cmd_cohort_sheet(args: argparse.Namespace) -> None:
+    from gliofuse.cohorts.sheet import read_slide_sheet_, tcga_slide_sheet, write_slide_sheet_
+
+    if args.sheet:
+        df, inputs = read_slide_sheet_(args.sheet), {"sheet": args.sheet}
+    else:
+        df, inputs = tcga_slide_sheet(args.tcga_slides), {}
+    write_slide_sheet_(df, args.out, inputs=inputs)
+    log.info("slide sheet %s: %d slides of %d patients", args.out, len(df), df["patient_id"].nunique())
+
+
+def cmd_cohort_check(args: argparse.Namespace) -> None:
+    from gliofuse.cohorts.sheet import read_slide_sheet_
+    from gliofuse.labels.clinical_sheet import read_clinical_table_
+
+    cfg = _cfg(args)
+    slides_path, clinical_path = cfg.sheet_files()
+    slides = read_slide_sheet_(slides_path)
+    clinical = read_clinical_table_(clinical_path, sheet=cfg.sheet, strict=cfg.labels.who2021_strict)
+    no_clinical = sorted(set(slides["patient_id"]) - set(clinical["patient_id"]))
+    print(f"slide sheet {slides_path}: {len(slides)} slides of {slides['patient_id'].nunique()} patients")
+    print(f"clinical table {clinical_path}: {len(clinical)} patients; survival {int(clinical['time_days'].notna().sum())}, "
+          f"WHO-2021 class {int(clinical['who2021_class'].notna().sum())}")
+    if no_clinical:
+        print(f"{len(no_clinical)} patient(s) with slides but no clinical row (left out): {no_clinical[:10]}")
 
 
 def cmd_wsi_patch(args: argparse.Namespace) -> None:
@@ -177,6 +218,7 @@ def cmd_omics_import(args: argparse.Namespace) -> None:
 
 
 def cmd_data_splits(args: argparse.Namespace) -> None:
+    from gliofuse.cohorts.sheet import read_slide_sheet_, slide_patients
     from gliofuse.data.cohort import check_failed_slides, cohort_members, cohort_table
     from gliofuse.data.splits import make_splits, write_splits_
     from gliofuse.io import provenance, write_table_
@@ -189,8 +231,9 @@ def cmd_data_splits(args: argparse.Namespace) -> None:
     feature_status = [Path(p) for p in args.feature_status] if args.feature_status is not None else None
     check_failed_slides([Path(p) for p in args.slide_status], feature_status,
                         max_fraction=cfg.data.max_failed_slide_fraction)
+    patients = slide_patients(read_slide_sheet_(args.slides, check_files=False))
     table = cohort_table(labels=labels, slide_status_paths=[Path(p) for p in args.slide_status],
-                         omics_patients=omics_patients, feature_status_paths=feature_status)
+                         omics_patients=omics_patients, slide_patients=patients, feature_status_paths=feature_status)
     splits = make_splits(cohort_members(table), n_folds=cfg.data.n_folds, val_fraction=cfg.data.val_fraction,
                          stratify_by=cfg.data.stratify_by, seed=cfg.seed)
     if len(args.out_folds) != cfg.data.n_folds:
@@ -376,7 +419,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = group("gdc", "TCGA acquisition from the NCI GDC")
     p = _add(g, "query", cmd_gdc_query, "query slides, STAR counts and cases; write metadata/*.json + manifest.tsv")
-    p.add_argument("--out-dir", default=None, help="data root to write metadata/ into (default: the config's data_root)")
+    p.add_argument("--data-root", default=None, help="data root to write metadata/ into (default: the config's data_root)")
+    p.add_argument("--out-dir", default=None, help="deprecated name of --data-root")
     p.add_argument("--manifest", default=None, help="user manifest TSV fixing the file list (default: gdc.manifest)")
     p = _add(g, "download", cmd_gdc_download, "download manifest files (Range resume, size + md5 check)")
     p.add_argument("--manifest", default=None, help="manifest TSV (default: <data_root>/metadata/manifest.tsv)")
@@ -389,10 +433,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     g = group("labels", "patient label table")
     p = _add(g, "build", cmd_labels_build, "survival + WHO-2021 labels -> labels.tsv")
-    p.add_argument("--cases", required=True, help="GDC /cases JSON (metadata/cases.json)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--cases", help="GDC /cases JSON (metadata/cases.json)")
+    source.add_argument("--clinical", help="own clinical table (sheet.clinical; columns mapped by sheet.columns)")
     p.add_argument("--molecular", default=None,
-                   help="molecular label TSV (cBioPortal lgggbm_tcga_pub schema); default: the shipped Ceccarelli table")
+                   help="molecular label TSV (cBioPortal lgggbm_tcga_pub schema) with --cases; default: the shipped "
+                        "Ceccarelli table")
     p.add_argument("--out", required=True)
+
+    g = group("cohort", "the slide sheet: the workflow's one list of slides and their patients")
+    p = _add(g, "sheet", cmd_cohort_sheet, "validate a slide sheet, or make one from TCGA-named slides; write it",
+             config=False)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--sheet", help="your slide sheet (patient_id, slide_id, slide_path)")
+    source.add_argument("--tcga-slides", nargs="+", help="slide files named <TCGA slide barcode>.<ext>")
+    p.add_argument("--out", required=True, help="the workflow's slide sheet (results/cohort/slides.tsv)")
+    _add(g, "check", cmd_cohort_check, "check the config's slide sheet and clinical table (cohort: sheet)")
 
     g = group("wsi", "tissue segmentation and patching")
     p = _add(g, "patch", cmd_wsi_patch, "segment tissue and write patch coordinates of one slide")
@@ -446,6 +502,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _add(g, "splits", cmd_data_splits, "build the cohort and patient-level K-fold split files")
     p.add_argument("--labels", required=True)
     p.add_argument("--omics", required=True)
+    p.add_argument("--slides", required=True, help="the slide sheet (results/cohort/slides.tsv): patient of each slide")
     p.add_argument("--slide-status", nargs="+", required=True)
     p.add_argument("--feature-status", nargs="*", default=None,
                    help="features status JSONs: slides whose extraction failed are left out (default: not checked)")

@@ -21,8 +21,13 @@ from gliofuse.presets import PRESET_NAMES, apply_preset
 from gliofuse.tasks import TASK_NAMES
 
 SECTIONS: tuple[str, ...] = (
-    "demo", "gdc", "labels", "omics", "wsi", "features", "data", "training", "evaluation", "report", "validation",
+    "demo", "gdc", "sheet", "labels", "omics", "wsi", "features", "data", "training", "evaluation", "report",
+    "validation",
 )
+
+
+SNAPSHOT_INCLUDES: dict[str, tuple[str, ...]] = {"labels": ("sheet",)}
+"""Sections a stage's snapshot holds besides its own: labels_build reads the clinical columns of ``sheet``."""
 
 
 class _Section(BaseModel):
@@ -32,6 +37,7 @@ class _Section(BaseModel):
 class Cohort(StrEnum):
     demo = "demo"
     tcga = "tcga"
+    sheet = "sheet"
 
 
 Optimizer = Literal["adam", "adamw", "sgd"]
@@ -79,6 +85,62 @@ class GdcConfig(_Section):
     max_backoff_s: float = Field(60.0, ge=0, description="Upper bound of one retry delay in seconds.")
     timeout_s: float = Field(120.0, gt=0, description="Connect/read timeout of one HTTP request in seconds.")
     refetch_on_mismatch: int = Field(1, ge=0, le=5, description="Downloads of a file again after a size/md5 mismatch before failing.")
+
+
+class ClinicalColumns(_Section):
+    """Your clinical table's column names for each gliofuse field; null: the table has no such column.
+
+    Give either ``diagnosis`` (+ ``grade``) or the molecular markers (``idh``, ``codel``, ``cdkn2a``,
+    ``histologic_grade``; optional ``tert``, ``gain7_loss10`` for labels.who2021_strict) from which the
+    WHO-2021 class and grade are derived as for TCGA. Values are read case-insensitively (docs/data-contracts.md).
+    """
+
+    patient_id: str = Field("patient_id", min_length=1, description="Patient id (as in the slide sheet).")
+    survival_time: str | None = Field("survival_time", description="Overall survival or follow-up time (unit: "
+                                      "sheet.time_unit or the time_unit column).")
+    event: str | None = Field("event", description="1/dead/deceased/true = death observed, 0/alive/censored/false "
+                              "= censored.")
+    time_unit: str | None = Field(None, description="Column with each row's time unit (days | months); null: "
+                                  "sheet.time_unit for every row.")
+    diagnosis: str | None = Field(None, description="WHO-2021 diagnosis (astrocytoma, oligodendroglioma, "
+                                  "glioblastoma or the class names of docs/data-contracts.md §3).")
+    grade: str | None = Field(None, description="WHO CNS grade of the diagnosis (2, 3, 4, G2, II, ...).")
+    idh: str | None = Field(None, description="IDH status (mutant | wildtype).")
+    codel: str | None = Field(None, description="1p/19q status (codeleted | non-codeleted).")
+    cdkn2a: str | None = Field(None, description="CDKN2A/B homozygous deletion (deleted | not deleted).")
+    histologic_grade: str | None = Field(None, description="Histologic grade (2, 3, 4, G2, II, ...).")
+    tert: str | None = Field(None, description="TERT promoter status (mutant | wildtype).")
+    gain7_loss10: str | None = Field(None, description="Chr 7 gain / chr 10 loss (yes | no).")
+    age_years: str | None = Field(None, description="Age at diagnosis in years.")
+    sex: str | None = Field(None, description="Sex (female | male).")
+
+    @model_validator(mode="after")
+    def _one_label_route(self) -> ClinicalColumns:
+        markers = [k for k in ("idh", "codel", "cdkn2a", "histologic_grade") if getattr(self, k)]
+        if self.diagnosis and markers:
+            raise ValueError(f"give either diagnosis (+ grade) or the markers, not both (markers set: {markers})")
+        if self.grade and not self.diagnosis:
+            raise ValueError("grade needs diagnosis; with markers, the grade is histologic_grade")
+        return self
+
+
+class CohortSheetConfig(_Section):
+    """An own cohort (``cohort: sheet``): a slide sheet and a per-patient clinical table.
+
+    Relative paths are read from the working directory. Expression today: STAR - Counts files in GDC layout
+    under data_root (rnaseq/ + metadata/files_rnaseq.json; data_root defaults to the slide sheet's folder);
+    an expression matrix entry (``expression: {path, unit, gene_id}``) belongs in this section too.
+    """
+
+    slides: str | None = Field(None, description="Slide sheet (CSV/TSV): patient_id, slide_id, slide_path "
+                               "(any OpenSlide format; relative to the sheet's folder).")
+    clinical: str | None = Field(None, description="Clinical table (CSV/TSV), one row per patient (or per "
+                                 "slide with equal values); may be the slide sheet itself.")
+    name: str = Field("sheet", pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+                      description="Cohort name (label-table column project).")
+    time_unit: Literal["days", "months"] = Field("days", description="Unit of the survival time column (months "
+                                                 "x 30.4375 = days).")
+    columns: ClinicalColumns = ClinicalColumns()
 
 
 class LabelsConfig(_Section):
@@ -556,12 +618,15 @@ class ValidationConfig(_Section):
 class GliofuseConfig(_Section):
     """Root configuration (config.yaml)."""
 
-    cohort: Cohort = Field(Cohort.demo, description="'demo': embedded synthetic cohort; 'tcga': GDC downloads under data_root.")
+    cohort: Cohort = Field(Cohort.demo, description="'demo': embedded synthetic cohort; 'tcga': GDC downloads under "
+                           "data_root; 'sheet': your own slides and clinical table (section sheet).")
     data_root: str | None = Field(
-        None, description="Folder with slides/, rnaseq/, metadata/ in GDC layout. None: results/demo (demo) or results/gdc (tcga).")
+        None, description="Folder with slides/, rnaseq/, metadata/ in GDC layout. None: results/demo (demo), "
+        "results/gdc (tcga) or the slide sheet's folder (sheet).")
     seed: int = Field(1337, ge=0, description="Global random seed.")
     demo: DemoConfig = DemoConfig()
     gdc: GdcConfig = GdcConfig()
+    sheet: CohortSheetConfig = CohortSheetConfig()
     labels: LabelsConfig = LabelsConfig()
     omics: OmicsConfig = OmicsConfig()
     wsi: WsiConfig = WsiConfig()
@@ -572,9 +637,24 @@ class GliofuseConfig(_Section):
     report: ReportConfig = ReportConfig()
     validation: ValidationConfig = ValidationConfig()
 
+    def sheet_files(self) -> tuple[str, str]:
+        """(sheet.slides, sheet.clinical) of ``cohort: sheet``; ConfigError naming the unset key. Checked by the
+        Snakefile, not at validation, since stage snapshots other than labels' do not hold the sheet section."""
+        unset = [f"sheet.{k}" for k in ("slides", "clinical") if not getattr(self.sheet, k)]
+        if self.cohort != Cohort.sheet or unset:
+            raise ConfigError(f"cohort: sheet needs {' and '.join(unset) or 'cohort: sheet'} (the paths of your "
+                              "slide sheet and clinical table; see README 'Your own cohort').")
+        if self.labels.molecular_table or self.labels.survival_source != "clinical":
+            raise ConfigError("labels.molecular_table and labels.survival_source: molecular_table belong to the "
+                              "TCGA route; with cohort: sheet, survival and markers come from sheet.clinical "
+                              "(map them in sheet.columns) - remove these labels keys.")
+        return str(self.sheet.slides), str(self.sheet.clinical)
+
     def resolved_data_root(self) -> Path:
         if self.data_root is not None:
             return Path(self.data_root)
+        if self.cohort == Cohort.sheet and self.sheet.slides:
+            return Path(self.sheet.slides).parent
         return Path("results/demo" if self.cohort == Cohort.demo else "results/gdc")
 
 
@@ -616,5 +696,6 @@ def section_snapshot(config: dict[str, Any], section: str) -> dict[str, Any]:
     if section not in SECTIONS:
         raise ConfigError(f"unknown config section {section!r}; expected one of {SECTIONS}.")
     snap = {k: v for k, v in config.items() if k not in SECTIONS}
-    snap[section] = config.get(section, {})
+    for name in (section, *SNAPSHOT_INCLUDES.get(section, ())):
+        snap[name] = config.get(name, {})
     return snap

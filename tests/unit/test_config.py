@@ -46,3 +46,9 @@ def test_snapshot_has_one_section_and_parses(tmp_path):
 def test_missing_config_file(tmp_path):
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+def test_the_labels_snapshot_holds_the_sheet_section_its_clinical_columns_come_from():
+    cfg = GliofuseConfig().model_dump(mode="json")
+    assert "sheet" in section_snapshot(cfg, "labels") and "labels" in section_snapshot(cfg, "labels")
+    assert "sheet" not in section_snapshot(cfg, "wsi")  # a sheet edit reruns labels, not patching

@@ -7,8 +7,10 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from gliofuse.cohorts.sheet import SAFE_ID_PATTERN, read_slide_sheet_, tcga_slide_sheet
 from gliofuse.config import SECTIONS, parse_config, resolve_reference_model, section_snapshot
-from gliofuse.errors import ConfigError
+from gliofuse.errors import ConfigError, InputDataError
+from gliofuse.labels.clinical_sheet import read_clinical_table_
 from gliofuse.reproduce.jobs import ValidationJob, job_prediction_paths, job_table_inputs, validation_jobs
 from gliofuse.wsi.overrides import check_override_slides, read_overrides
 
@@ -29,10 +31,20 @@ GPU_TRAINING = 1 if CFG.training.device.startswith("cuda") else 0
 
 
 # cohort: tcga + gdc.download: true -> query + download (workflow/rules/gdc.smk); the slide list comes from
-# the gdc_query checkpoint's manifest. Otherwise the slides are the demo plan's or those already on disk.
+# the gdc_query checkpoint's manifest. cohort: sheet -> your slide sheet and clinical table (section sheet),
+# both checked here, before any job runs. Otherwise the slides are the demo plan's or those already on disk.
 if CFG.gdc.download and CFG.cohort.value != "tcga":
     raise WorkflowError("gdc.download: true needs cohort: tcga (the demo cohort is generated, not downloaded).")
 GDC_DOWNLOAD = CFG.cohort.value == "tcga" and CFG.gdc.download
+SHEET_COHORT = CFG.cohort.value == "sheet"
+if SHEET_COHORT:
+    try:
+        SHEET_SLIDES, SHEET_CLINICAL = CFG.sheet_files()
+        USER_SHEET = read_slide_sheet_(SHEET_SLIDES)
+        read_clinical_table_(SHEET_CLINICAL, sheet=CFG.sheet, strict=CFG.labels.who2021_strict)
+    except (ConfigError, InputDataError) as exc:
+        raise WorkflowError(str(exc)) from None
+    validate(USER_SHEET, schema="../schemas/slides.schema.yaml")
 
 
 CONFIG_SNAPSHOT = "results/config/{section}.yaml"
@@ -47,6 +59,8 @@ def data_path(*parts: str) -> str:
 
 
 def _list_slides() -> list[str]:
+    if SHEET_COHORT:
+        return list(USER_SHEET["slide_id"])
     if CFG.cohort.value == "demo":
         from gliofuse.demo.plan import plan_cohort
 
@@ -58,12 +72,18 @@ def _list_slides() -> list[str]:
     if not found:
         raise WorkflowError(
             f"cohort 'tcga': no .svs slide under {slide_dir}. Set gdc.download: true to download them from the "
-            "GDC, or set data_root to the folder that holds slides/, rnaseq/ and metadata/."
+            "GDC, or set data_root to the folder that holds slides/, rnaseq/ and metadata/, or list your slides "
+            "in a slide sheet (cohort: sheet)."
         )
+    try:
+        tcga_slide_sheet(sorted(slide_dir.glob("*.svs")))  # TCGA names give the patients of results/cohort/slides.tsv
+    except InputDataError as exc:
+        raise WorkflowError(f"cohort 'tcga', {slide_dir}: {exc}") from None
     return found
 
 
 SLIDES = _list_slides()
+SHEET_SLIDE_PATHS = dict(zip(USER_SHEET["slide_id"], USER_SHEET["slide_path"])) if SHEET_COHORT else {}
 
 # Parse-time checks of the sections whose errors would otherwise surface inside a job.
 try:
@@ -78,7 +98,8 @@ except ConfigError as exc:
 
 
 # Path templates shared by several rules (inputs of one rule, outputs of another), each defined once.
-SLIDE_FILE = data_path("slides", "{slide}.svs")
+TCGA_SLIDE_FILE = data_path("slides", "{slide}.svs")  # GDC layout: written by demo_generate / gdc_download_slide
+SLIDE_SHEET = "results/cohort/slides.tsv"  # every route's slide sheet (patient_id, slide_id, slide_path)
 CASES_JSON = data_path("metadata", "cases.json")
 FILES_SLIDES_JSON = data_path("metadata", "files_slides.json")
 FILES_RNASEQ_JSON = data_path("metadata", "files_rnaseq.json")
@@ -117,7 +138,7 @@ VALIDATION_JOB_DIR = f"{VALIDATION_DIR}/{{vprotocol}}/{{vmodel}}/{{vtask}}/{{vco
 
 
 wildcard_constraints:
-    slide=r"TCGA-[A-Z0-9]{2}-[A-Z0-9]{4}-[^/]+",
+    slide=SAFE_ID_PATTERN,
     fold=r"\d+",
     model="|".join(MODELS),
     task="|".join(TASKS),
@@ -184,6 +205,23 @@ def get_slides() -> list[str]:
 
         return slide_ids(_gdc_rows())
     return SLIDES
+
+
+def _slide_file(slide: str) -> str:
+    """The file of one slide: its slide-sheet row (cohort: sheet, any format) or GDC layout slides/<slide>.svs."""
+    if SHEET_COHORT:
+        return SHEET_SLIDE_PATHS[slide]
+    return TCGA_SLIDE_FILE.format(slide=slide)
+
+
+def SLIDE_FILE(wildcards) -> str:
+    """Input function: the file of slide {slide} (see _slide_file)."""
+    return _slide_file(wildcards.slide)
+
+
+def get_all_slide_files(wildcards=None) -> list[str]:
+    """Every slide file of the run (checkpoint-aware in GDC download mode)."""
+    return [_slide_file(s) for s in get_slides()]
 
 
 def describe_slides() -> str:

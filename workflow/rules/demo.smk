@@ -7,7 +7,7 @@ if CFG.cohort.value == "demo":
         input:
             cfg=cfg_path("demo"),
         output:
-            slides=expand(SLIDE_FILE, slide=SLIDES),
+            slides=expand(TCGA_SLIDE_FILE, slide=SLIDES),
             rnaseq=directory(RNASEQ_DIR),
             files_rnaseq=FILES_RNASEQ_JSON,
             files_slides=FILES_SLIDES_JSON,

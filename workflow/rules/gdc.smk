@@ -24,14 +24,14 @@ if GDC_DOWNLOAD:
         conda:
             "../../envs/data.yaml"
         shell:
-            "gliofuse gdc query --config {input.cfg} --out-dir {params.out} > {log} 2>&1"
+            "gliofuse gdc query --config {input.cfg} --data-root {params.out} > {log} 2>&1"
 
     rule gdc_download_slide:
         input:
             cfg=ancient(cfg_path("gdc")),
             manifest=ancient(get_gdc_manifest),
         output:
-            slide=SLIDE_FILE,
+            slide=TCGA_SLIDE_FILE,
         log:
             "results/logs/gdc_download/slides/{slide}.log",
         localrule: True

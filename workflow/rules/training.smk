@@ -6,6 +6,7 @@ rule data_splits:
         cfg=cfg_path("data"),
         labels=LABELS,
         omics=OMICS_MATRIX,
+        slides=SLIDE_SHEET,
         status=get_all_slide_status,
         # a slide whose extraction failed is left out; ancient: re-extracting a slide does not redo the folds
         feature_status=ancient(get_all_feature_status),
@@ -18,7 +19,7 @@ rule data_splits:
         "../../envs/data.yaml"
     shell:
         "gliofuse data splits --config {input.cfg} --labels {input.labels} --omics {input.omics}"
-        " --slide-status {input.status} --feature-status {input.feature_status}"
+        " --slides {input.slides} --slide-status {input.status} --feature-status {input.feature_status}"
         " --out-cohort {output.cohort} --out-folds {output.folds} > {log} 2>&1"
 
 

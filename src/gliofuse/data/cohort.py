@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
@@ -19,9 +20,12 @@ REASON_FEATURES_FAILED = "features_failed"
 REASON_NO_OMICS = "no_omics"
 
 
-def patient_of_slide(slide_id: str) -> str:
-    """TCGA patient barcode (first 12 characters) of a slide or sample barcode."""
-    return slide_id[:12]
+def _patient_of(slide_patients: Mapping[str, str], slide_id: str) -> str:
+    try:
+        return slide_patients[slide_id]
+    except KeyError:
+        raise InputDataError(f"slide {slide_id!r} has a status file but no row in the slide sheet "
+                             "(results/cohort/slides.tsv); rerun the workflow so both come from one slide list.") from None
 
 
 def _usable(status: dict) -> bool:
@@ -63,8 +67,10 @@ def _feature_ok_slides(feature_status_paths: list[Path], slides: list[str]) -> s
 
 
 def cohort_table(*, labels: pd.DataFrame, slide_status_paths: list[Path], omics_patients: list[str],
-                 feature_status_paths: list[Path] | None = None) -> pd.DataFrame:
+                 slide_patients: Mapping[str, str], feature_status_paths: list[Path] | None = None) -> pd.DataFrame:
     """Every labelled patient with its usable slides, omics flag, cohort membership and exclusion reason.
+
+    ``slide_patients`` maps each slide id to its patient (the slide sheet, :func:`gliofuse.cohorts.sheet.slide_patients`).
 
     A slide is usable when its WSI status (contract §4) is ``ok`` with patches and, when
     ``feature_status_paths`` are given (contract §5, ``results/features/<encoder>/status/<slide>.json``),
@@ -80,10 +86,14 @@ def cohort_table(*, labels: pd.DataFrame, slide_status_paths: list[Path], omics_
     """
     wsi_ok = _wsi_ok_slides(slide_status_paths)
     usable = wsi_ok if feature_status_paths is None else sorted(_feature_ok_slides(feature_status_paths, wsi_ok))
-    patched: set[str] = {patient_of_slide(s) for s in wsi_ok}
+    patched: set[str] = {_patient_of(slide_patients, s) for s in wsi_ok}
     slides: dict[str, list[str]] = {}
     for s in usable:
-        slides.setdefault(patient_of_slide(s), []).append(s)
+        slides.setdefault(_patient_of(slide_patients, s), []).append(s)
+    unlabelled = sorted(set(slides) - set(labels["patient_id"]))
+    if unlabelled:
+        log.warning("%d patient(s) of the slide sheet have no label row and are left out (check that the sheet's "
+                    "patient_id matches the clinical data): %s", len(unlabelled), ", ".join(unlabelled[:10]))
     omics_set = set(omics_patients)
     df = labels.copy()
     df["slide_ids"] = df["patient_id"].map(lambda p: ";".join(sorted(slides.get(p, []))))
@@ -151,7 +161,7 @@ def cohort_members(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def build_cohort(*, labels: pd.DataFrame, slide_status_paths: list[Path], omics_patients: list[str],
-                 feature_status_paths: list[Path] | None = None) -> pd.DataFrame:
+                 slide_patients: Mapping[str, str], feature_status_paths: list[Path] | None = None) -> pd.DataFrame:
     """Patients with a label row, at least one usable slide and an omics profile (see :func:`cohort_table`).
 
     Parameters
@@ -159,6 +169,7 @@ def build_cohort(*, labels: pd.DataFrame, slide_status_paths: list[Path], omics_
     labels : label table (contract §3).
     slide_status_paths : per-slide status JSON files (contract §4, ``results/wsi/status/<slide>.json``).
     omics_patients : patient ids of the expression matrix.
+    slide_patients : ``{slide_id: patient_id}`` of the slide sheet.
     feature_status_paths : per-slide features status JSON files (contract §5); None: not checked.
 
     Returns
@@ -167,4 +178,5 @@ def build_cohort(*, labels: pd.DataFrame, slide_status_paths: list[Path], omics_
     label columns).
     """
     return cohort_members(cohort_table(labels=labels, slide_status_paths=slide_status_paths,
-                                       omics_patients=omics_patients, feature_status_paths=feature_status_paths))
+                                       omics_patients=omics_patients, slide_patients=slide_patients,
+                                       feature_status_paths=feature_status_paths))

@@ -9,9 +9,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from gliofuse.config import CohortSheetConfig
 from gliofuse.errors import InputDataError
 from gliofuse.io import provenance, read_json_, write_table_
 from gliofuse.labels.clinical import cases_from_envelope, survival_table
+from gliofuse.labels.clinical_sheet import read_clinical_table_
 from gliofuse.labels.who2021 import who2021_from_molecular
 from gliofuse.tasks import DIAGNOSIS_CLASSES
 
@@ -56,6 +58,17 @@ def build_labels(*, cases: list[dict], molecular: pd.DataFrame, strict: bool, su
     if survival_source == "molecular_table":
         df["time_days"] = df["os_days"]
         df["event"] = df["os_event"]
+    return finish_label_table(df)
+
+
+def finish_label_table(df: pd.DataFrame) -> pd.DataFrame:
+    """The label table (contract §3) from survival + WHO-2021 columns: adds the task columns ``diagnosis``
+    and ``grade`` (class indices, -1 = unknown), blanks non-positive times, logs label counts per task.
+
+    ``df`` holds one row per patient with patient_id, project, time_days, event, age_years, sex, idh, codel,
+    histologic_grade, who2021_class, who2021_grade (missing: NaN/None).
+    """
+    df = df.copy()
     diag_index = {c: i for i, c in enumerate(DIAGNOSIS_CLASSES)}
     df["diagnosis"] = df["who2021_class"].map(diag_index).fillna(-1).astype(int)
     df["grade"] = df["who2021_grade"].map({2: 0, 3: 1, 4: 2}).fillna(-1).astype(int)
@@ -64,7 +77,7 @@ def build_labels(*, cases: list[dict], molecular: pd.DataFrame, strict: bool, su
     df.loc[df["time_days"].notna() & (df["time_days"] <= 0), "time_days"] = np.nan
     n_no_mol = int(df["idh"].isna().sum())
     if n_no_mol:
-        log.warning("%d of %d patients have no IDH label in the molecular table", n_no_mol, len(df))
+        log.warning("%d of %d patients have no IDH label (no molecular row, marker or diagnosis)", n_no_mol, len(df))
     counts = df["who2021_class"].fillna("missing").value_counts().to_dict()
     log.info("WHO-2021 classes: %s", counts)
     n_surv = int((df["time_days"].notna() & df["event"].notna()).sum())
@@ -83,6 +96,14 @@ def build_label_table_(*, cases_path: Path, molecular_path: Path, strict: bool, 
     df = build_labels(cases=cases, molecular=molecular, strict=strict, survival_source=survival_source,
                       cases_source=str(cases_path))
     write_table_(out_path, df, prov=provenance(config=config, inputs={"cases": cases_path, "molecular": molecular_path}))
+    return df
+
+
+def build_label_table_from_clinical_(*, clinical_path: Path, sheet: CohortSheetConfig, strict: bool, out_path: Path,
+                                     config: dict) -> pd.DataFrame:
+    """Read a cohort's own clinical table (``sheet.clinical``), derive the labels and write the label table."""
+    df = finish_label_table(read_clinical_table_(clinical_path, sheet=sheet, strict=strict))
+    write_table_(out_path, df, prov=provenance(config=config, inputs={"clinical": clinical_path}))
     return df
 
 

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from gliofuse.cli import main
+from gliofuse.cohorts.sheet import tcga_patient_id
 from gliofuse.data.cohort import (
     build_cohort,
     check_failed_slides,
@@ -66,12 +67,36 @@ def _labels(patients: list[str]) -> pd.DataFrame:
 
 PATIENTS = [P_GOOD, P_MIXED, P_FAILED, P_SKIPPED, P_NO_OMICS]
 OMICS = [P_GOOD, P_MIXED, P_FAILED, P_SKIPPED]
+PATIENT_OF = {sid: tcga_patient_id(sid) for sid, *_ in SLIDES}
+
+
+def _sheet(path: Path, slide_ids: list[str], patient_of=tcga_patient_id) -> Path:
+    """A slide sheet (the file paths are not read by ``data splits``)."""
+    pd.DataFrame({"patient_id": [patient_of(s) for s in slide_ids], "slide_id": slide_ids,
+                  "slide_path": [f"slides/{s}.svs" for s in slide_ids]}).to_csv(path, sep="\t", index=False)
+    return path
+
+
+def test_the_patient_of_a_slide_comes_from_the_sheet_not_the_slide_name(statuses, caplog):
+    wsi, _ = statuses
+    own = {sid: ("patient_b" if sid == _slide(P_GOOD) else PATIENT_OF[sid]) for sid in PATIENT_OF}
+    table = cohort_table(labels=_labels([*PATIENTS, "patient_b"]), slide_status_paths=wsi,
+                         omics_patients=[*OMICS, "patient_b"], slide_patients=own).set_index("patient_id")
+    assert table.loc["patient_b", "slide_ids"] == _slide(P_GOOD) and table.loc["patient_b", "in_cohort"] == 1
+    assert table.loc[P_GOOD, "reason"] == "no_ok_slide"  # its only slide belongs to patient_b in the sheet
+    with caplog.at_level(logging.WARNING, logger="gliofuse.data.cohort"):
+        cohort_table(labels=_labels(PATIENTS), slide_status_paths=wsi, omics_patients=OMICS, slide_patients=own)
+    assert "1 patient(s) of the slide sheet have no label row and are left out" in caplog.text
+    assert "patient_b" in caplog.text
+    with pytest.raises(InputDataError, match=f"slide '{_slide(P_GOOD)}' has a status file but no row in the slide"):
+        cohort_table(labels=_labels(PATIENTS), slide_status_paths=wsi, omics_patients=OMICS,
+                     slide_patients={k: v for k, v in PATIENT_OF.items() if k != _slide(P_GOOD)})
 
 
 def test_failed_features_drop_the_slide_and_a_patient_without_another(statuses, caplog):
     wsi, feats = statuses
     with caplog.at_level(logging.INFO, logger="gliofuse.data.cohort"):
-        table = cohort_table(labels=_labels(PATIENTS), slide_status_paths=wsi, omics_patients=OMICS,
+        table = cohort_table(labels=_labels(PATIENTS), slide_status_paths=wsi, omics_patients=OMICS, slide_patients=PATIENT_OF,
                              feature_status_paths=feats)
     t = table.set_index("patient_id")
     assert list(table["patient_id"]) == sorted(PATIENTS)
@@ -92,7 +117,7 @@ def test_failed_features_drop_the_slide_and_a_patient_without_another(statuses, 
 
 def test_without_features_status_only_the_wsi_status_counts(statuses):
     wsi, _ = statuses
-    cohort = build_cohort(labels=_labels(PATIENTS), slide_status_paths=wsi, omics_patients=OMICS)
+    cohort = build_cohort(labels=_labels(PATIENTS), slide_status_paths=wsi, omics_patients=OMICS, slide_patients=PATIENT_OF)
     assert cohort["patient_id"].tolist() == [P_GOOD, P_MIXED, P_FAILED]
     assert cohort.set_index("patient_id").loc[P_MIXED, "slide_ids"] == f"{_slide(P_MIXED, 1)};{_slide(P_MIXED, 2)}"
     assert (cohort["in_cohort"] == 1).all() and (cohort["reason"] == "").all()
@@ -101,14 +126,14 @@ def test_without_features_status_only_the_wsi_status_counts(statuses):
 def test_a_slide_without_features_status_is_not_usable(statuses):
     wsi, feats = statuses
     feats = [p for p in feats if p.stem != _slide(P_GOOD)]
-    table = cohort_table(labels=_labels(PATIENTS), slide_status_paths=wsi, omics_patients=OMICS,
+    table = cohort_table(labels=_labels(PATIENTS), slide_status_paths=wsi, omics_patients=OMICS, slide_patients=PATIENT_OF,
                          feature_status_paths=feats).set_index("patient_id")
     assert table.loc[P_GOOD, "in_cohort"] == 0 and table.loc[P_GOOD, "reason"] == "features_failed"
 
 
 def test_several_reasons_are_joined(statuses):
     wsi, feats = statuses
-    table = cohort_table(labels=_labels(PATIENTS), slide_status_paths=wsi, omics_patients=[P_GOOD],
+    table = cohort_table(labels=_labels(PATIENTS), slide_status_paths=wsi, omics_patients=[P_GOOD], slide_patients=PATIENT_OF,
                          feature_status_paths=feats).set_index("patient_id")
     assert table.loc[P_FAILED, "reason"] == "features_failed;no_omics"
     assert table.loc[P_SKIPPED, "reason"] == "no_ok_slide;no_omics"
@@ -148,8 +173,9 @@ def test_data_splits_verb_leaves_out_failed_features(tmp_path, statuses):
     cfg.write_text("seed: 3\ndata: {n_folds: 2, val_fraction: 0.2, stratify_by: none}\n")
     out = tmp_path / "splits"
     folds = [out / "fold_0.json", out / "fold_1.json"]
+    sheet = _sheet(tmp_path / "slides.tsv", [p.stem for p in wsi])
     args = ["data", "splits", "--config", str(cfg), "--labels", str(labels), "--omics", str(omics),
-            "--slide-status", *map(str, wsi), "--out-cohort", str(out / "cohort.tsv"), "--out-folds", *map(str, folds)]
+            "--slides", str(sheet), "--slide-status", *map(str, wsi), "--out-cohort", str(out / "cohort.tsv"), "--out-folds", *map(str, folds)]
 
     assert main([*args, "--feature-status", *map(str, feats)]) == 0
     cohort = pd.read_csv(out / "cohort.tsv", sep="\t", dtype={"reason": str}, keep_default_na=False)
@@ -203,11 +229,12 @@ def test_data_splits_verb_drops_a_patient_whose_slide_is_unreadable(tmp_path):
     out = tmp_path / "splits"
     folds = [out / "fold_0.json", out / "fold_1.json"]
     cfg = tmp_path / "config.yaml"
+    sheet = _sheet(tmp_path / "slides.tsv", [p.stem for p in wsi])
 
     def run(max_fraction: float) -> int:
         cfg.write_text(f"seed: 3\ndata: {{n_folds: 2, stratify_by: none, max_failed_slide_fraction: {max_fraction}}}\n")
         return main(["data", "splits", "--config", str(cfg), "--labels", str(labels), "--omics", str(omics),
-                     "--slide-status", *map(str, wsi), "--feature-status", *map(str, feats),
+                     "--slides", str(sheet), "--slide-status", *map(str, wsi), "--feature-status", *map(str, feats),
                      "--out-cohort", str(out / "cohort.tsv"), "--out-folds", *map(str, folds)])
 
     assert run(0.1) == 1 and not (out / "cohort.tsv").exists()  # 1 of 8 > 10 %: stop, nothing written

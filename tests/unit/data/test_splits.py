@@ -68,6 +68,7 @@ def test_cohort_requires_ok_slide_and_omics(tmp_path):
         p = tmp_path / f"{sid}.json"
         p.write_text(json.dumps({"slide_id": sid, "status": status, "n_patches": n}))
         st.append(p)
-    cohort = build_cohort(labels=labels, slide_status_paths=st, omics_patients=["TCGA-AA-0001", "TCGA-AA-0002"])
+    cohort = build_cohort(labels=labels, slide_status_paths=st, omics_patients=["TCGA-AA-0001", "TCGA-AA-0002"],
+                          slide_patients={p.stem: p.stem[:12] for p in st})
     assert cohort["patient_id"].tolist() == ["TCGA-AA-0001"]
     assert cohort["slide_ids"].iloc[0] == "TCGA-AA-0001-01Z-00-DX1.X;TCGA-AA-0001-01Z-00-DX2.Y"

@@ -209,3 +209,18 @@ def test_cli_download_rejects_an_out_path_with_another_name(client, demo_root, t
     p = _cli(["gdc", "download", "--config", str(cfg), "--file-id", one.id, "--out", str(tmp_path / "other.svs")],
              dict(os.environ))
     assert p.returncode == 2 and "does not end in the file name" in p.stderr
+
+
+def test_query_takes_data_root_like_download_and_out_dir_as_a_deprecated_alias(demo_root, tmp_path):
+    from tests.fakes.gdc_double import GdcDouble
+
+    cfg = tmp_path / "config.yaml"
+    with GdcDouble(demo_root) as double:
+        cfg.write_text(yaml.safe_dump({"cohort": "tcga", "data_root": str(tmp_path / "unused"),
+                                       "gdc": {"download": True, "api_url": double.url, "token_env": None}}))
+        new = _cli(["gdc", "query", "--config", str(cfg), "--data-root", str(tmp_path / "new")], dict(os.environ))
+        old = _cli(["gdc", "query", "--config", str(cfg), "--out-dir", str(tmp_path / "old")], dict(os.environ))
+    assert new.returncode == 0 and old.returncode == 0, new.stderr[-2000:] + old.stderr[-2000:]
+    assert (tmp_path / "new" / MANIFEST_TSV).read_text() == (tmp_path / "old" / MANIFEST_TSV).read_text()
+    assert not (tmp_path / "unused").exists()
+    assert "--out-dir is deprecated; use --data-root" in old.stderr and "deprecated" not in new.stderr

@@ -1,0 +1,1 @@
+"""Cohort entry contract: the slide sheet (one row per slide) that every workflow route writes and reads."""
