@@ -22,6 +22,7 @@ from gliofuse.tasks import TASK_NAMES
 
 SECTIONS: tuple[str, ...] = (
     "demo", "gdc", "labels", "omics", "wsi", "features", "data", "training", "evaluation", "report", "validation",
+    "predict",
 )
 
 
@@ -553,6 +554,24 @@ class ValidationConfig(_Section):
     mcat: MCATValidationConfig = MCATValidationConfig()
 
 
+class PredictConfig(_Section):
+    """Applying an exported model bundle to new patients (``gliofuse predict``, the ``predict`` target)."""
+
+    max_missing_gene_fraction: float = Field(
+        0.1, ge=0.0, le=1.0, description="Largest fraction of a bundle's model genes that may be absent from the new "
+        "expression matrix; they are filled with the training mean (z = 0) and listed in predict_info.json. More "
+        "missing genes: refused, naming the count and some of the genes.")
+    features_dir: str | None = Field(
+        None, description="Folder of the new cohort's slide feature files (<slide>.h5, contract §5, the bundle's "
+        "encoder) for the `predict` target; None: the target only serves omics-only models.")
+    omics: str | None = Field(
+        None, description="The new cohort's expression matrix (contract §6) for the `predict` target; None: the "
+        "target only serves WSI-only models.")
+    drop_incomplete: bool = Field(
+        False, description="Leave out (and list) patients missing a modality the model reads; False: refuse, naming "
+        "the patient and the modality.")
+
+
 class GliofuseConfig(_Section):
     """Root configuration (config.yaml)."""
 
@@ -571,6 +590,7 @@ class GliofuseConfig(_Section):
     evaluation: EvaluationConfig = EvaluationConfig()
     report: ReportConfig = ReportConfig()
     validation: ValidationConfig = ValidationConfig()
+    predict: PredictConfig = PredictConfig()
 
     def resolved_data_root(self) -> Path:
         if self.data_root is not None:

@@ -1,0 +1,131 @@
+"""A bundle exported from a real training run predicts what the training run predicted, and refuses what it
+cannot interpret (another encoder, feature dimension, bundle format or model), naming the difference."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+import pytest
+
+from gliofuse.deploy.apply import predict_cohort_
+from gliofuse.deploy.bundle import BUNDLE_FORMAT_VERSION, export_bundles_, load_bundle_
+from gliofuse.deploy.cohort import read_cohort_inputs_
+from gliofuse.errors import InputDataError
+
+
+def _export(train_run: Any, cohort: Any, model: str, task: str, **training: Any) -> tuple[Path, dict]:
+    root, captured = train_run(model, task, **training)
+    cfg = train_run.config(epochs=1, **training)
+    [path] = export_bundles_(cfg=cfg, checkpoints=sorted(root.glob("*/*/fold_*/checkpoint.pt")),
+                             omics_path=cohort.omics_path, feature_paths=cohort.feature_paths,
+                             out_root=root / "models")
+    return path.parent, captured
+
+
+def _predict(bundle_dir: Path, cohort: Any, out: Path, *, omics: Path | None = None, features: Any = None,
+             max_missing: float = 0.1, **kw: Any) -> Any:
+    bundle = load_bundle_(bundle_dir)
+    inputs = read_cohort_inputs_(bundle, feature_paths=cohort.feature_paths if features is None else features,
+                                 omics_path=omics or cohort.omics_path, patients=kw.pop("patients", None),
+                                 max_missing_gene_fraction=max_missing, **kw)
+    return predict_cohort_(bundle, inputs, out_dir=out)
+
+
+def _assert_members_match(result: Any, captured: dict, columns: list[str]) -> None:
+    for fold, expected in captured.items():
+        got = result.members[result.members["fold"] == fold].set_index("patient_id")
+        exp = expected.set_index("patient_id")
+        assert len(exp) > 20 and set(exp.index) <= set(got.index)
+        for col in columns:
+            np.testing.assert_allclose(got.loc[exp.index, col].to_numpy(float), exp[col].to_numpy(float),
+                                       rtol=0, atol=1e-6, err_msg=f"fold {fold} column {col}")
+
+
+def test_a_fusion_cox_bundle_reproduces_each_fold_and_writes_curves_and_attention(train_run: Any, cohort: Any,
+                                                                                tmp_path: Path) -> None:
+    bundle_dir, captured = _export(train_run, cohort, "abmil_snn_concat", "survival")
+    meta = json.loads((bundle_dir / "bundle.json").read_text())
+    assert meta["format_version"] == BUNDLE_FORMAT_VERSION and [m["fold"] for m in meta["members"]] == [0, 1]
+    assert meta["encoder"] == {"name": "test_encoder", "feature_dim": 37}
+    assert all(m["baseline"]["cum_hazard"] for m in meta["members"])
+    result = _predict(bundle_dir, cohort, tmp_path / "out")
+    _assert_members_match(result, captured, ["risk"])
+    mean = result.members.groupby("patient_id")["risk"].mean()
+    np.testing.assert_allclose(result.predictions.set_index("patient_id")["risk"], mean.loc[result.predictions[
+        "patient_id"]].to_numpy(), atol=1e-12)
+    surv = pd.read_csv(tmp_path / "out" / "survival.tsv", sep="\t").set_index("patient_id")
+    values = surv.to_numpy()
+    assert values[:, 0].min() == pytest.approx(1.0) and (np.diff(values, axis=1) <= 1e-12).all()
+    assert values[:, -1].max() < 1.0  # the baseline hazard grows over the training times
+    risk = result.predictions.set_index("patient_id")["risk"]
+    assert np.corrcoef(risk.loc[surv.index], -values[:, -1])[0, 1] > 0  # higher risk, lower survival
+    with h5py.File(tmp_path / "out" / "attention.h5") as fh:
+        slide = next(iter(fh))
+        assert fh[slide].attrs["split"] == "predict"
+        assert fh[slide]["attention"].shape[0] == fh[slide]["coords"].shape[0]
+    info = json.loads((tmp_path / "out" / "predict_info.json").read_text())
+    assert info["n_patients"] == 36 and info["missing_genes"] == [] and info["folds"] == [0, 1]
+
+
+def test_an_nll_and_a_classification_bundle_reproduce_their_folds(train_run: Any, cohort: Any,
+                                                                    tmp_path: Path) -> None:
+    bundle_dir, captured = _export(train_run, cohort, "snn", "survival", survival_loss="nll", n_bins=3)
+    result = _predict(bundle_dir, cohort, tmp_path / "nll")
+    hazard_cols = [c for c in captured[0].columns if c.startswith("hazard_")]
+    _assert_members_match(result, {0: captured[0]}, ["risk", *hazard_cols])
+    assert result.survival is not None and (result.survival.drop(columns="patient_id").to_numpy() <= 1).all()
+
+    bundle_dir, captured = _export(train_run, cohort, "snn", "grade")
+    result = _predict(bundle_dir, cohort, tmp_path / "grade", features=[])
+    probs = [c for c in captured[0].columns if c.startswith("prob_")]
+    _assert_members_match(result, captured, [*probs, "y_pred"])
+    ens = result.predictions[probs].to_numpy()
+    np.testing.assert_allclose(ens.sum(axis=1), 1.0, atol=1e-9)
+    assert result.survival is None and not (tmp_path / "grade" / "attention.h5").exists()
+
+
+@pytest.fixture(scope="module")
+def fusion_bundle(train_run: Any, cohort: Any) -> Path:
+    return _export(train_run, cohort, "abmil_snn_concat", "survival")[0]
+
+
+def _feature_copy(src: Path, dst: Path, *, encoder: str | None = None, dim: int | None = None) -> Path:
+    with h5py.File(src) as fh:
+        feats, coords, attrs = fh["features"][()], fh["coords"][()], dict(fh.attrs)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with h5py.File(dst, "w") as fh:
+        fh["features"] = feats if dim is None else np.zeros((feats.shape[0], dim), dtype=np.float32)
+        fh["coords"] = coords
+        fh.attrs.update(attrs)
+        if encoder is not None:
+            fh.attrs["encoder"] = encoder
+        if dim is not None:
+            fh.attrs["embed_dim"] = dim
+    return dst
+
+
+def test_loading_refuses_another_encoder_feature_dim_format_or_model(fusion_bundle: Path, cohort: Any,
+                                                                      tmp_path: Path) -> None:
+    src = cohort.feature_paths[3]
+    other = _feature_copy(src, tmp_path / "enc" / src.name, encoder="uni_v2")
+    with pytest.raises(InputDataError, match="encoder 'uni_v2'.*trained on encoder 'test_encoder'"):
+        _predict(fusion_bundle, cohort, tmp_path / "x", features=[other])
+    wide = _feature_copy(src, tmp_path / "dim" / src.name, dim=40)
+    with pytest.raises(InputDataError, match="feature dimension 40 .* differs from the bundle's 37"):
+        _predict(fusion_bundle, cohort, tmp_path / "x", features=[wide])
+    newer = f"format_version 99, but this gliofuse reads bundles of format_version {BUNDLE_FORMAT_VERSION}"
+    for key, value, message in [("format_version", 99, newer),
+                                ("model", "abmil_snn_concatt", "model 'abmil_snn_concatt' is unknown")]:
+        copy = tmp_path / f"bundle_{key}"
+        copy.mkdir()
+        for f in fusion_bundle.iterdir():
+            (copy / f.name).write_bytes(f.read_bytes())
+        meta = json.loads((copy / "bundle.json").read_text())
+        (copy / "bundle.json").write_text(json.dumps({**meta, key: value}))
+        with pytest.raises(InputDataError, match=message):
+            load_bundle_(copy)
