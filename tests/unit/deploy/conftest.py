@@ -56,7 +56,12 @@ def train_run(cohort: Any, tmp_path_factory: pytest.TempPathFactory) -> Callable
     import gliofuse.training.fit as fit_module
     from gliofuse.training.fold import train_fold_
 
+    done: dict[str, tuple[Path, dict[int, pd.DataFrame]]] = {}
+
     def run(model: str, task: str, **training: Any) -> tuple[Path, dict[int, pd.DataFrame]]:
+        key = repr((model, task, sorted(training.items())))
+        if key in done:
+            return done[key]
         cfg = small_config(epochs=1, **training)
         root = tmp_path_factory.mktemp(f"train_{model}_{task}")
         captured: dict[int, pd.DataFrame] = {}
@@ -73,7 +78,35 @@ def train_run(cohort: Any, tmp_path_factory: pytest.TempPathFactory) -> Callable
                 train_fold_(cfg=cfg, model_name=model, task=task, split_path=cohort.split_paths[k],
                             labels_path=cohort.labels_path, omics_path=cohort.omics_path,
                             feature_paths=cohort.feature_paths, out_dir=root / model / task / f"fold_{k}")
+        done[key] = root, captured
         return root, captured
 
-    run.config = small_config  # type: ignore[attr-defined]
     return run
+
+
+@pytest.fixture(scope="module")
+def bundle_of(train_run: Any, cohort: Any) -> Callable[..., tuple[Path, dict[int, pd.DataFrame]]]:
+    """``bundle_of(model, task, **training)`` -> (bundle folder, {fold: full-precision predictions})."""
+    from gliofuse.deploy.bundle import export_bundles_
+
+    def export(model: str, task: str, **training: Any) -> tuple[Path, dict[int, pd.DataFrame]]:
+        root, captured = train_run(model, task, **training)
+        [path] = export_bundles_(cfg=small_config(epochs=1, **training),
+                                 checkpoints=sorted(root.glob(f"{model}/{task}/fold_*/checkpoint.pt")),
+                                 omics_path=cohort.omics_path, feature_paths=cohort.feature_paths,
+                                 out_root=root / "models")
+        return path.parent, captured
+
+    return export
+
+
+@pytest.fixture(scope="session")
+def factory() -> ModuleType:
+    """tests/unit/training/fold_factory.py (writers of synthetic feature files and omics matrices)."""
+    return fold_factory()
+
+
+@pytest.fixture(scope="session")
+def make_config() -> Callable[..., Any]:
+    """``make_config(**training)`` -> the small training config of tests/unit/training."""
+    return small_config

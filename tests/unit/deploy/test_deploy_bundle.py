@@ -13,18 +13,9 @@ import pandas as pd
 import pytest
 
 from gliofuse.deploy.apply import predict_cohort_
-from gliofuse.deploy.bundle import BUNDLE_FORMAT_VERSION, export_bundles_, load_bundle_
+from gliofuse.deploy.bundle import BUNDLE_FORMAT_VERSION, load_bundle_
 from gliofuse.deploy.cohort import read_cohort_inputs_
 from gliofuse.errors import InputDataError
-
-
-def _export(train_run: Any, cohort: Any, model: str, task: str, **training: Any) -> tuple[Path, dict]:
-    root, captured = train_run(model, task, **training)
-    cfg = train_run.config(epochs=1, **training)
-    [path] = export_bundles_(cfg=cfg, checkpoints=sorted(root.glob("*/*/fold_*/checkpoint.pt")),
-                             omics_path=cohort.omics_path, feature_paths=cohort.feature_paths,
-                             out_root=root / "models")
-    return path.parent, captured
 
 
 def _predict(bundle_dir: Path, cohort: Any, out: Path, *, omics: Path | None = None, features: Any = None,
@@ -46,9 +37,9 @@ def _assert_members_match(result: Any, captured: dict, columns: list[str]) -> No
                                        rtol=0, atol=1e-6, err_msg=f"fold {fold} column {col}")
 
 
-def test_a_fusion_cox_bundle_reproduces_each_fold_and_writes_curves_and_attention(train_run: Any, cohort: Any,
+def test_a_fusion_cox_bundle_reproduces_each_fold_and_writes_curves_and_attention(bundle_of: Any, cohort: Any,
                                                                                 tmp_path: Path) -> None:
-    bundle_dir, captured = _export(train_run, cohort, "abmil_snn_concat", "survival")
+    bundle_dir, captured = bundle_of("abmil_snn_concat", "survival")
     meta = json.loads((bundle_dir / "bundle.json").read_text())
     assert meta["format_version"] == BUNDLE_FORMAT_VERSION and [m["fold"] for m in meta["members"]] == [0, 1]
     assert meta["encoder"] == {"name": "test_encoder", "feature_dim": 37}
@@ -72,15 +63,15 @@ def test_a_fusion_cox_bundle_reproduces_each_fold_and_writes_curves_and_attentio
     assert info["n_patients"] == 36 and info["missing_genes"] == [] and info["folds"] == [0, 1]
 
 
-def test_an_nll_and_a_classification_bundle_reproduce_their_folds(train_run: Any, cohort: Any,
+def test_an_nll_and_a_classification_bundle_reproduce_their_folds(bundle_of: Any, cohort: Any,
                                                                     tmp_path: Path) -> None:
-    bundle_dir, captured = _export(train_run, cohort, "snn", "survival", survival_loss="nll", n_bins=3)
+    bundle_dir, captured = bundle_of("snn", "survival", survival_loss="nll", n_bins=3)
     result = _predict(bundle_dir, cohort, tmp_path / "nll")
     hazard_cols = [c for c in captured[0].columns if c.startswith("hazard_")]
     _assert_members_match(result, {0: captured[0]}, ["risk", *hazard_cols])
     assert result.survival is not None and (result.survival.drop(columns="patient_id").to_numpy() <= 1).all()
 
-    bundle_dir, captured = _export(train_run, cohort, "snn", "grade")
+    bundle_dir, captured = bundle_of("snn", "grade")
     result = _predict(bundle_dir, cohort, tmp_path / "grade", features=[])
     probs = [c for c in captured[0].columns if c.startswith("prob_")]
     _assert_members_match(result, captured, [*probs, "y_pred"])
@@ -90,8 +81,8 @@ def test_an_nll_and_a_classification_bundle_reproduce_their_folds(train_run: Any
 
 
 @pytest.fixture(scope="module")
-def fusion_bundle(train_run: Any, cohort: Any) -> Path:
-    return _export(train_run, cohort, "abmil_snn_concat", "survival")[0]
+def fusion_bundle(bundle_of: Any) -> Path:
+    return bundle_of("abmil_snn_concat", "survival")[0]
 
 
 def _feature_copy(src: Path, dst: Path, *, encoder: str | None = None, dim: int | None = None) -> Path:
