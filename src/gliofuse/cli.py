@@ -241,7 +241,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     _torch_threads(args.threads)
     bundle = load_bundle_(Path(args.bundle))
     inputs = read_cohort_inputs_(bundle, feature_paths=[Path(p) for p in args.features or []],
-                                 omics_path=Path(args.omics) if args.omics else None, patients=args.patients,
+                                 omics_path=_one_or_none(args.omics, "--omics"), patients=args.patients,
                                  max_missing_gene_fraction=settings.max_missing_gene_fraction,
                                  drop_incomplete=args.drop_incomplete or settings.drop_incomplete)
     predict_cohort_(bundle, inputs, out_dir=Path(args.out_dir), device=args.device)
@@ -464,7 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(handler=cmd_predict)
     p.add_argument("--bundle", required=True, help="bundle folder (results/models/<model>/<task>/bundle)")
     p.add_argument("--features", nargs="*", default=None, help="slide feature files (.h5) or folders of them")
-    p.add_argument("--omics", default=None, help="expression matrix (contract §6)")
+    p.add_argument("--omics", nargs="*", default=None, help="expression matrix (contract §6)")
     p.add_argument("--patients", nargs="+", default=None, help="patients to predict (default: all with inputs)")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--config", default=None, help="config for predict.* settings (default: built-in defaults)")
