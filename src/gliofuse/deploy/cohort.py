@@ -23,6 +23,7 @@ from gliofuse.data.splits import short_ids
 from gliofuse.deploy.bundle import Bundle, feature_encoder_
 from gliofuse.errors import InputDataError
 from gliofuse.features.store import FeatureFileInfo
+from gliofuse.omics.matrix import OmicsMatrix, read_omics_
 
 logger = logging.getLogger(__name__)
 
@@ -111,8 +112,6 @@ def read_cohort_inputs_(bundle: Bundle, *, feature_paths: Sequence[Path], omics_
     if uses_omics:
         if omics_path is None:
             raise InputDataError(f"model {bundle.model_name} reads RNA: give an expression matrix (--omics).")
-        from gliofuse.omics.matrix import read_omics_
-
         matrix = read_omics_(Path(omics_path))
         available["omics"] = set(matrix.patients)
     chosen = sorted(set().union(*available.values())) if patients is None else list(dict.fromkeys(patients))
@@ -144,7 +143,7 @@ def _check_encoder(bundle: Bundle, files: Sequence[Path]) -> None:
                              f"{bundle.path} was trained on encoder {want!r} features; extract with {want!r}.")
 
 
-def _align_genes(bundle: Bundle, matrix, patients: Sequence[str],
+def _align_genes(bundle: Bundle, matrix: OmicsMatrix, patients: Sequence[str],
                  max_fraction: float) -> tuple[np.ndarray, list[str], int]:
     """(P, G_train) rows in training column order, NaN where missing; the missing model genes; their number."""
     genes: pd.DataFrame = bundle.genes
