@@ -282,8 +282,17 @@ def get_all_fold_predictions(wildcards=None) -> list[str]:
     return [FOLD_PREDICTIONS.format(model=m, task=t, fold=k) for m, t in JOBS for k in FOLDS]
 
 
-def get_bundle_dir(wildcards) -> str:
-    return str(Path(BUNDLE_JSON.format(model=wildcards.model, task=wildcards.task)).parent)
+def get_models_root(wildcards, output) -> str:
+    """The folder above <model>/<task>/bundle/bundle.json (MODELS_DIR)."""
+    return str(Path(output.bundles[0]).parents[3])
+
+
+def get_bundle_dir(wildcards, input) -> str:
+    return str(Path(input.bundle).parent)
+
+
+def get_output_dir(wildcards, output) -> str:
+    return str(Path(output[0]).parent)
 
 
 def get_predict_features(wildcards=None) -> list[str]:

@@ -12,7 +12,7 @@ rule bundle_export:
     output:
         bundles=BUNDLES,
     params:
-        out_root=MODELS_DIR,
+        out_root=get_models_root,
     log:
         "results/logs/bundle_export/bundles.log",
     benchmark:
@@ -34,7 +34,7 @@ rule predict_cohort:
         predictions=f"{PREDICT_DIR}/predictions.tsv",
     params:
         bundle=get_bundle_dir,
-        out_dir=PREDICT_DIR,
+        out_dir=get_output_dir,
     log:
         "results/logs/predict_cohort/{model}/{task}.log",
     conda:
