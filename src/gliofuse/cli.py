@@ -244,7 +244,8 @@ def cmd_predict(args: argparse.Namespace) -> None:
                                  omics_path=_one_or_none(args.omics, "--omics"), patients=args.patients,
                                  max_missing_gene_fraction=settings.max_missing_gene_fraction,
                                  drop_incomplete=args.drop_incomplete or settings.drop_incomplete)
-    predict_cohort_(bundle, inputs, out_dir=Path(args.out_dir), device=args.device)
+    predict_cohort_(bundle, inputs, out_dir=Path(args.out_dir), device=args.device,
+                    wsi_dir=Path(args.wsi_dir) if args.wsi_dir else None)
 
 
 def _one_or_none(paths: list[str] | None, flag: str) -> Path | None:
@@ -470,6 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", default=None, help="config for predict.* settings (default: built-in defaults)")
     p.add_argument("--drop-incomplete", action="store_true",
                    help="leave out patients missing a modality the model reads (default: refuse)")
+    p.add_argument("--wsi-dir", default=None,
+                   help="the cohort's wsi_patch outputs (thumbnails/, coords/): draw attention heatmaps")
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 

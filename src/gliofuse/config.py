@@ -567,6 +567,9 @@ class PredictConfig(_Section):
     omics: str | None = Field(
         None, description="The new cohort's expression matrix (contract §6) for the `predict` target; None: the "
         "target only serves WSI-only models.")
+    wsi_dir: str | None = Field(
+        None, description="The new cohort's wsi_patch outputs (thumbnails/<slide>.jpg, coords/<slide>.h5): the "
+        "`predict` target then draws attention heatmaps per patient (attention models); None: scores only.")
     drop_incomplete: bool = Field(
         False, description="Leave out (and list) patients missing a modality the model reads; False: refuse, naming "
         "the patient and the modality.")

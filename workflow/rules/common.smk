@@ -305,6 +305,11 @@ def get_predict_omics(wildcards=None) -> list[str]:
     return [CFG.predict.omics] if CFG.predict.omics else []
 
 
+def get_predict_wsi_flag(wildcards=None) -> str:
+    """``--wsi-dir <predict.wsi_dir>`` (attention heatmaps), or nothing when unset."""
+    return f"--wsi-dir {CFG.predict.wsi_dir}" if CFG.predict.wsi_dir else ""
+
+
 def get_predict_outputs(wildcards=None) -> list[str]:
     """predictions.tsv of every model x task whose inputs predict.features_dir / predict.omics provide."""
     from gliofuse.models.registry import get_model_card

@@ -35,13 +35,14 @@ rule predict_cohort:
     params:
         bundle=get_bundle_dir,
         out_dir=get_output_dir,
+        wsi=get_predict_wsi_flag,
     log:
         "results/logs/predict_cohort/{model}/{task}.log",
     conda:
         "../../envs/torch.yaml"
     shell:
         "gliofuse predict --config {input.cfg} --bundle {params.bundle} --features {input.features}"
-        " --omics {input.omics} --out-dir {params.out_dir} > {log} 2>&1"
+        " --omics {input.omics} {params.wsi} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule predict:

@@ -22,6 +22,7 @@ from gliofuse.data.datasets import PatientBagDataset
 from gliofuse.deploy.bundle import Bundle, Member
 from gliofuse.deploy.cohort import CohortInputs
 from gliofuse.io import file_hash, provenance, write_json_, write_table_
+from gliofuse.tasks import TaskSpec
 from gliofuse.training.assemble import patient_dataset
 from gliofuse.training.predict import ATTENTION_FILE, predict, write_attention_
 
@@ -79,9 +80,13 @@ def _survival(bundle: Bundle, member: Member, values: dict[str, np.ndarray]) -> 
     return cox_survival(*member.baseline, values["risk"], times)
 
 
-def predict_cohort_(bundle: Bundle, inputs: CohortInputs, *, out_dir: Path,
-                    device: str = "cpu") -> CohortPrediction:
-    """Run every member on ``inputs`` and write the outputs listed in the module docstring to ``out_dir``."""
+def predict_cohort_(bundle: Bundle, inputs: CohortInputs, *, out_dir: Path, device: str = "cpu",
+                    wsi_dir: Path | None = None) -> CohortPrediction:
+    """Run every member on ``inputs`` and write the outputs listed in the module docstring to ``out_dir``.
+
+    ``wsi_dir``: the new cohort's ``wsi_patch`` outputs (``thumbnails/<slide>.jpg``, ``coords/<slide>.h5``);
+    given, attention models also draw ``heatmaps/<patient>.png`` (+ SVG) as the report's attention figures.
+    """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dev = torch.device(device)
@@ -121,6 +126,8 @@ def predict_cohort_(bundle: Bundle, inputs: CohortInputs, *, out_dir: Path,
     if survival is not None:
         write_table_(out_dir / "survival.tsv", survival, prov=prov)
     _write_attention(out_dir / ATTENTION_FILE, ds, atts, bundle)
+    if wsi_dir is not None and (out_dir / ATTENTION_FILE).exists():
+        _draw_heatmaps(out_dir, ensemble, spec, Path(wsi_dir))
     write_json_(out_dir / "predict_info.json", {
         "bundle": str(bundle.path), "bundle_hash": file_hash(bundle.path / "bundle.json"),
         "model": bundle.model_name, "task": spec.name, "ensemble": bundle.meta["ensemble"],
@@ -142,3 +149,26 @@ def _write_attention(path: Path, ds: PatientBagDataset | None, atts: Sequence[li
     n = write_attention_(path, ds, mean, split="predict", attrs={"model": bundle.model_name,
                                                                "task": bundle.spec.name, "bundle": str(bundle.path)})
     logger.info("attention of %d slide(s) -> %s", n, path)
+
+
+def _draw_heatmaps(out_dir: Path, ensemble: pd.DataFrame, spec: TaskSpec, wsi_dir: Path) -> None:
+    """``heatmaps/<patient>.png`` of every predicted patient with a drawable slide (emptied first)."""
+    from gliofuse.report.attention import draw_patient_attention_, read_attention_
+
+    folder = out_dir / "heatmaps"
+    folder.mkdir(exist_ok=True)
+    for old in [*folder.glob("*.png"), *folder.glob("*.svg")]:
+        old.unlink()
+    att = read_attention_(out_dir / ATTENTION_FILE)
+    thumbs = {p.stem: p for p in (wsi_dir / "thumbnails").glob("*.jpg")}
+    coords = {p.stem: p for p in (wsi_dir / "coords").glob("*.h5")}
+    n = 0
+    for row in ensemble.itertuples(index=False):
+        if spec.kind == "survival":
+            subtitle = f"{spec.name}: predicted risk {row.risk:.2f}"
+        else:
+            k = int(row.y_pred)
+            subtitle = f"{spec.name}: predicted {spec.class_names[k]} (p = {getattr(row, spec.prob_columns[k]):.2f})"
+        n += bool(draw_patient_attention_(att, str(row.patient_id), subtitle, thumbnails=thumbs, coords=coords,
+                                          out=folder / f"{row.patient_id}.png"))
+    logger.info("attention heatmaps of %d patient(s) -> %s", n, folder)

@@ -21,10 +21,24 @@ from gliofuse.errors import InputDataError
 def _predict(bundle_dir: Path, cohort: Any, out: Path, *, omics: Path | None = None, features: Any = None,
              max_missing: float = 0.1, **kw: Any) -> Any:
     bundle = load_bundle_(bundle_dir)
+    wsi_dir = kw.pop("wsi_dir", None)
     inputs = read_cohort_inputs_(bundle, feature_paths=cohort.feature_paths if features is None else features,
                                  omics_path=omics or cohort.omics_path, patients=kw.pop("patients", None),
                                  max_missing_gene_fraction=max_missing, **kw)
-    return predict_cohort_(bundle, inputs, out_dir=out)
+    return predict_cohort_(bundle, inputs, out_dir=out, wsi_dir=wsi_dir)
+
+
+def _wsi_dir(root: Path, feature_paths: list[Path]) -> Path:
+    """wsi_patch-like outputs (thumbnail + coords attributes) of the given slides."""
+    from PIL import Image
+
+    for path in feature_paths:
+        (root / "thumbnails").mkdir(parents=True, exist_ok=True)
+        (root / "coords").mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (64, 48), (230, 200, 220)).save(root / "thumbnails" / f"{path.stem}.jpg")
+        with h5py.File(root / "coords" / f"{path.stem}.h5", "w") as fh:
+            fh.attrs.update({"level0_width": 1024, "level0_height": 768, "patch_size_level0": 256})
+    return root
 
 
 def _assert_members_match(result: Any, captured: dict, columns: list[str]) -> None:
@@ -44,8 +58,11 @@ def test_a_fusion_cox_bundle_reproduces_each_fold_and_writes_curves_and_attentio
     assert meta["format_version"] == BUNDLE_FORMAT_VERSION and [m["fold"] for m in meta["members"]] == [0, 1]
     assert meta["encoder"] == {"name": "test_encoder", "feature_dim": 37}
     assert all(m["baseline"]["cum_hazard"] for m in meta["members"])
-    result = _predict(bundle_dir, cohort, tmp_path / "out")
+    drawn = cohort.feature_paths[:2]
+    result = _predict(bundle_dir, cohort, tmp_path / "out", wsi_dir=_wsi_dir(tmp_path / "wsi", drawn))
     _assert_members_match(result, captured, ["risk"])
+    heatmaps = sorted(p.name for p in (tmp_path / "out" / "heatmaps").glob("*.png"))
+    assert heatmaps == sorted({f"{p.name[:12]}.png" for p in drawn})  # patients with a thumbnail only
     mean = result.members.groupby("patient_id")["risk"].mean()
     np.testing.assert_allclose(result.predictions.set_index("patient_id")["risk"], mean.loc[result.predictions[
         "patient_id"]].to_numpy(), atol=1e-12)
