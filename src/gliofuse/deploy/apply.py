@@ -21,6 +21,7 @@ import torch
 from gliofuse.data.datasets import PatientBagDataset
 from gliofuse.deploy.bundle import Bundle, Member
 from gliofuse.deploy.cohort import CohortInputs
+from gliofuse.device import resolve_device
 from gliofuse.io import file_hash, provenance, write_json_, write_table_
 from gliofuse.tasks import TaskSpec
 from gliofuse.training.assemble import patient_dataset
@@ -89,7 +90,7 @@ def predict_cohort_(bundle: Bundle, inputs: CohortInputs, *, out_dir: Path, devi
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    dev = torch.device(device)
+    dev = resolve_device(device, key="--device")
     spec, patients = bundle.spec, inputs.patients
     wants_attention = "wsi" in bundle.modalities
     frames, curves, atts = [], [], []

@@ -145,6 +145,7 @@ def export_bundle_(*, cfg: GliofuseConfig, model_name: str, task: str, fold_dirs
         train = rows[rows["split"] == "train"]
         member: dict[str, Any] = {"fold": int(ckpt["fold"]), "file": f"fold_{int(ckpt['fold'])}.pt",
                                   "seed": int(ckpt["fit"]["seed"]), "best_epoch": int(ckpt["best_epoch"]),
+                                  "bin_edges_days": ckpt["objectives"][spec.name].get("bin_edges_days"),
                                   "baseline": None}
         if spec.kind == "survival":
             train_times.append(train["time_days"].to_numpy(np.float64))

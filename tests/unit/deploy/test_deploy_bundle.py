@@ -83,6 +83,9 @@ def test_a_fusion_cox_bundle_reproduces_each_fold_and_writes_curves_and_attentio
 def test_an_nll_and_a_classification_bundle_reproduce_their_folds(bundle_of: Any, cohort: Any,
                                                                     tmp_path: Path) -> None:
     bundle_dir, captured = bundle_of("snn", "survival", survival_loss="nll", n_bins=3)
+    meta = json.loads((bundle_dir / "bundle.json").read_text())
+    assert [len(m["bin_edges_days"]) for m in meta["members"]] == [2, 2]
+    assert all(m["baseline"] is None for m in meta["members"])
     result = _predict(bundle_dir, cohort, tmp_path / "nll")
     hazard_cols = [c for c in captured[0].columns if c.startswith("hazard_")]
     _assert_members_match(result, {0: captured[0]}, ["risk", *hazard_cols])
