@@ -22,6 +22,7 @@ include: "workflow/rules/features.smk"
 include: "workflow/rules/omics.smk"
 include: "workflow/rules/training.smk"
 include: "workflow/rules/evaluation.smk"
+include: "workflow/rules/deploy.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/validation.smk"
 

@@ -280,6 +280,31 @@ def cmd_evaluate_compare(args: argparse.Namespace) -> None:
                     truth_path=_one_or_none(args.truth, "--truth"))
 
 
+def cmd_bundle_export(args: argparse.Namespace) -> None:
+    from gliofuse.deploy.bundle import export_bundles_
+
+    export_bundles_(cfg=_cfg(args), checkpoints=[Path(p) for p in args.checkpoints],
+                    omics_path=Path(args.omics) if args.omics else None,
+                    feature_paths=[Path(p) for p in args.features or []], out_root=Path(args.out_root))
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    from gliofuse.config import PredictConfig
+    from gliofuse.deploy.apply import predict_cohort_
+    from gliofuse.deploy.bundle import load_bundle_
+    from gliofuse.deploy.cohort import read_cohort_inputs_
+
+    settings = _cfg(args).predict if args.config else PredictConfig()
+    _torch_threads(args.threads)
+    bundle = load_bundle_(Path(args.bundle))
+    inputs = read_cohort_inputs_(bundle, feature_paths=[Path(p) for p in args.features or []],
+                                 omics_path=_one_or_none(args.omics, "--omics"), patients=args.patients,
+                                 max_missing_gene_fraction=settings.max_missing_gene_fraction,
+                                 drop_incomplete=args.drop_incomplete or settings.drop_incomplete)
+    predict_cohort_(bundle, inputs, out_dir=Path(args.out_dir), device=args.device,
+                    wsi_dir=Path(args.wsi_dir) if args.wsi_dir else None)
+
+
 def _one_or_none(paths: list[str] | None, flag: str) -> Path | None:
     """An optional single path given as ``FLAG [PATH]`` (a workflow input list that may be empty)."""
     if not paths:
@@ -518,6 +543,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--omics", default=None)
     p.add_argument("--features", nargs="+", required=True)
     p.add_argument("--out-dir", required=True)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+    g = group("bundle", "model bundles for deployment")
+    p = _add(g, "export", cmd_bundle_export, "export the fold models of each model and task as a bundle")
+    p.add_argument("--checkpoints", nargs="+", required=True, help="fold checkpoint.pt files (grouped by model/task)")
+    p.add_argument("--omics", default=None, help="the training expression matrix (models reading RNA)")
+    p.add_argument("--features", nargs="*", default=None, help="training feature files (name the encoder)")
+    p.add_argument("--out-root", required=True, help="bundles go to <out-root>/<model>/<task>/bundle/")
+
+    p = stages.add_parser("predict", help="apply a model bundle to new patients (no labels needed)",
+                          description="apply a model bundle to new patients (no labels needed)")
+    p.set_defaults(handler=cmd_predict)
+    p.add_argument("--bundle", required=True, help="bundle folder (results/models/<model>/<task>/bundle)")
+    p.add_argument("--features", nargs="*", default=None, help="slide feature files (.h5) or folders of them")
+    p.add_argument("--omics", nargs="*", default=None, help="expression matrix (contract §6)")
+    p.add_argument("--patients", nargs="+", default=None, help="patients to predict (default: all with inputs)")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--config", default=None, help="config for predict.* settings (default: built-in defaults)")
+    p.add_argument("--drop-incomplete", action="store_true",
+                   help="leave out patients missing a modality the model reads (default: refuse)")
+    p.add_argument("--wsi-dir", default=None,
+                   help="the cohort's wsi_patch outputs (thumbnails/, coords/): draw attention heatmaps")
+    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
     g = group("evaluate", "metrics from prediction files")

@@ -133,6 +133,10 @@ FOREST_FIGURE = "results/figures/forest.png"
 QC_TABLE = "results/qc/slides.tsv"
 QC_MOSAIC = "results/figures/qc_slides.png"
 SUMMARY_MD = "results/summary.md"
+MODELS_DIR = "results/models"
+BUNDLE_JSON = f"{MODELS_DIR}/{{model}}/{{task}}/bundle/bundle.json"
+BUNDLES = [BUNDLE_JSON.format(model=m, task=t) for m, t in JOBS]
+PREDICT_DIR = "results/predict/{model}/{task}"
 VALIDATION_DIR = "results/validation"
 VALIDATION_JOB_DIR = f"{VALIDATION_DIR}/{{vprotocol}}/{{vmodel}}/{{vtask}}/{{vcohort}}/split_{{vsplit}}"
 
@@ -307,6 +311,56 @@ def get_all_metrics(wildcards=None) -> list[str]:
     return [METRICS.format(model=m, task=t) for m, t in JOBS]
 
 
+# --- model bundles and predictions for new patients ---
+def get_all_fold_checkpoints(wildcards=None) -> list[str]:
+    return [f"{FOLD_DIR}/checkpoint.pt".format(model=m, task=t, fold=k) for m, t in JOBS for k in FOLDS]
+
+
+def get_all_fold_predictions(wildcards=None) -> list[str]:
+    return [FOLD_PREDICTIONS.format(model=m, task=t, fold=k) for m, t in JOBS for k in FOLDS]
+
+
+def get_models_root(wildcards, output) -> str:
+    """The folder above <model>/<task>/bundle/bundle.json (MODELS_DIR)."""
+    return str(Path(output.bundles[0]).parents[3])
+
+
+def get_bundle_dir(wildcards, input) -> str:
+    return str(Path(input.bundle).parent)
+
+
+def get_output_dir(wildcards, output) -> str:
+    return str(Path(output[0]).parent)
+
+
+def get_predict_features(wildcards=None) -> list[str]:
+    """The new cohort's feature files (predict.features_dir/*.h5); none when unset."""
+    folder = CFG.predict.features_dir
+    return sorted(str(p) for p in Path(folder).glob("*.h5")) if folder else []
+
+
+def get_predict_omics(wildcards=None) -> list[str]:
+    return [CFG.predict.omics] if CFG.predict.omics else []
+
+
+def get_predict_wsi_flag(wildcards=None) -> str:
+    """``--wsi-dir <predict.wsi_dir>`` (attention heatmaps), or nothing when unset."""
+    return f"--wsi-dir {CFG.predict.wsi_dir}" if CFG.predict.wsi_dir else ""
+
+
+def get_predict_outputs(wildcards=None) -> list[str]:
+    """predictions.tsv of every model x task whose inputs predict.features_dir / predict.omics provide."""
+    from gliofuse.models.registry import get_model_card
+
+    given = {"wsi": bool(CFG.predict.features_dir), "omics": bool(CFG.predict.omics)}
+    out = [f"{PREDICT_DIR}/predictions.tsv".format(model=m, task=t) for m, t in JOBS
+           if all(given[x] for x in get_model_card(m).modalities)]
+    if not out:
+        raise WorkflowError("the `predict` target has nothing to run: set predict.features_dir (slide feature "
+                            "files of the new cohort) and/or predict.omics (its expression matrix) in the config.")
+    return out
+
+
 # --- validation on published tables ---
 def get_validation_tables(wildcards) -> list[str]:
     """The published tables one validation job reads."""
@@ -342,4 +396,5 @@ def get_final_output(wildcards=None) -> list[str]:
     # as targets also makes a deleted feature file count as missing: Snakemake 9 does not rebuild a deleted
     # intermediate whose consumers are up to date, so without this `rm` of one h5 would go unnoticed.
     out += get_all_features()
+    out += BUNDLES  # the trained models, ready for `gliofuse predict` (one export job for all of them)
     return out

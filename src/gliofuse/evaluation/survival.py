@@ -133,6 +133,17 @@ def breslow_survival(train_risk: ArrayLike, train_event: ArrayLike, train_time: 
     ----------
     Breslow. Discussion of the paper by D. R. Cox. JRSS B 34(2), 1972.
     """
+    h0_times, h0 = breslow_baseline(train_risk, train_event, train_time)
+    return cox_survival(h0_times, h0, risk, times)
+
+
+def breslow_baseline(train_risk: ArrayLike, train_event: ArrayLike,
+                     train_time: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """Breslow's cumulative baseline hazard of a Cox model fitted on the training patients.
+
+    Returns ``(times, H0)``, float arrays of one shape: the step function's times (days, increasing) and
+    its value from each time on. Raises ``InputDataError`` without an event (see :func:`breslow_survival`).
+    """
     from sksurv.linear_model.coxph import BreslowEstimator
 
     from gliofuse.errors import InputDataError
@@ -142,10 +153,15 @@ def breslow_survival(train_risk: ArrayLike, train_event: ArrayLike, train_time: 
     if not ev.any():
         raise InputDataError(f"Breslow's estimator needs at least one event among the {ev.size} training "
                              "patients; survival curves are undefined for this fold.")
-    r = np.asarray(risk, dtype=np.float64)
-    est = BreslowEstimator().fit(r_train, ev, t)
-    cum = est.cum_baseline_hazard_
+    cum = BreslowEstimator().fit(r_train, ev, t).cum_baseline_hazard_
+    return np.asarray(cum.x, dtype=np.float64), np.asarray(cum.y, dtype=np.float64)
+
+
+def cox_survival(h0_times: ArrayLike, h0: ArrayLike, risk: ArrayLike, times: ArrayLike) -> np.ndarray:
+    """``S(t | x) = exp(-H0(t) exp(risk))``, shape = (n_samples, n_times), from a baseline step function
+    (:func:`breslow_baseline`): 0 before its first time, held constant after its last."""
+    x, y = np.asarray(h0_times, dtype=np.float64), np.asarray(h0, dtype=np.float64)
     grid = np.asarray(times, dtype=np.float64)
-    idx = np.searchsorted(cum.x, grid, side="right") - 1
-    h0 = np.where(idx >= 0, cum.y[np.clip(idx, 0, None)], 0.0)
-    return np.exp(-np.outer(np.exp(r), h0))
+    idx = np.searchsorted(x, grid, side="right") - 1
+    base = np.where(idx >= 0, y[np.clip(idx, 0, None)], 0.0)
+    return np.exp(-np.outer(np.exp(np.asarray(risk, dtype=np.float64)), base))

@@ -62,6 +62,12 @@ class OmicsPreprocessor:
         return {"n_top_genes": self.n_top_genes, "gene_index": self.gene_index.tolist(),
                 "mean": self.mean.tolist(), "std": self.std.tolist()}
 
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> OmicsPreprocessor:
+        """The fitted preprocessor of a :meth:`state_dict` (a checkpoint's ``omics_preprocessing``)."""
+        return cls(n_top_genes=int(state["n_top_genes"]), gene_index=np.asarray(state["gene_index"], dtype=np.int64),
+                   mean=np.asarray(state["mean"], dtype=np.float32), std=np.asarray(state["std"], dtype=np.float32))
+
 
 @dataclass
 class GeneSetPreprocessor:
@@ -115,4 +121,14 @@ class GeneSetPreprocessor:
         """Arrays as lists, for checkpoints."""
         return {n: {"gene_index": self.index[n].tolist(), "mean": self.mean[n].tolist(),
                     "std": self.std[n].tolist()} for n in self.index}
+
+    @classmethod
+    def from_state_dict(cls, state: dict[str, Any]) -> GeneSetPreprocessor:
+        """The fitted preprocessor of a :meth:`state_dict` (a checkpoint's ``gene_sets``)."""
+        out = cls(list(state))
+        for name, s in state.items():
+            out.index[name] = np.asarray(s["gene_index"], dtype=np.int64)
+            out.mean[name] = np.asarray(s["mean"], dtype=np.float32)
+            out.std[name] = np.asarray(s["std"], dtype=np.float32)
+        return out
 

@@ -209,24 +209,36 @@ def plot_attention_(*, oof_path: Path, fold_dirs: Sequence[Path], thumbnails: Se
     patients = choose_patients(oof, set(att["patient_id"]), n_patients)
     written: list[Path] = []
     for patient in patients:
-        slides = []
-        for slide_id in sorted(att.loc[att["patient_id"] == patient, "slide_id"].unique())[:MAX_SLIDES_PER_PATIENT]:
-            with Image.open(thumbs[slide_id]) as im:
-                thumb = im.convert("RGB")
-            w0, h0, ps = _slide_geometry(geoms[slide_id])
-            rows = att[att["slide_id"] == slide_id]
-            heat = attention_map(rows, thumb_size=thumb.size, level0_size=(w0, h0), patch_size_level0=ps)
-            slides.append((slide_id, thumb, heat, spread_label(rows["attention"].to_numpy())))
         row = oof[oof["patient_id"] == patient].iloc[0]
         if task_kind(task) == "survival":
             subtitle = f"{task}: risk {float(row['risk']):.2f}, time {float(row['time_days']):.0f} d, event {int(row['event'])}"
         else:
             names = [c.removeprefix("prob_") for c in prob_columns(oof)]
             subtitle = f"{task}: true {names[int(row['y_true'])]}, predicted {names[int(row['y_pred'])]}"
-        with figure_style():
-            fig = _patient_figure(patient, slides, subtitle)
-        out = out_dir / f"{patient}.png"
-        save_figure(fig, out, dpi=dpi)
-        written += [out, out.with_suffix(".svg")]
+        written += draw_patient_attention_(att, patient, subtitle, thumbnails=thumbs, coords=geoms,
+                                           out=out_dir / f"{patient}.png", dpi=dpi)
     logger.info("attention heatmaps of %d patient(s) -> %s", len(patients), out_dir)
     return written
+
+
+def draw_patient_attention_(att: pd.DataFrame, patient: str, subtitle: str, *, thumbnails: dict[str, Path],
+                            coords: dict[str, Path], out: Path, dpi: int = DEFAULT_DPI) -> list[Path]:
+    """One patient's heatmap figure (``out`` PNG + SVG twin) from attention rows (:data:`ATTENTION_COLUMNS`) of
+    slides that have a thumbnail and a coordinate file (``{slide_id: path}``); up to
+    :data:`MAX_SLIDES_PER_PATIENT` slides. Returns the written files (none without a drawable slide)."""
+    slides = []
+    for slide_id in sorted(att.loc[att["patient_id"] == patient, "slide_id"].unique())[:MAX_SLIDES_PER_PATIENT]:
+        if slide_id not in thumbnails or slide_id not in coords:
+            continue
+        with Image.open(thumbnails[slide_id]) as im:
+            thumb = im.convert("RGB")
+        w0, h0, ps = _slide_geometry(coords[slide_id])
+        rows = att[att["slide_id"] == slide_id]
+        heat = attention_map(rows, thumb_size=thumb.size, level0_size=(w0, h0), patch_size_level0=ps)
+        slides.append((slide_id, thumb, heat, spread_label(rows["attention"].to_numpy())))
+    if not slides:
+        return []
+    with figure_style():
+        fig = _patient_figure(patient, slides, subtitle)
+    save_figure(fig, out, dpi=dpi)
+    return [out, out.with_suffix(".svg")]

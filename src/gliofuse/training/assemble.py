@@ -113,8 +113,6 @@ def assemble_fold(data: FoldData, *, model_name: str, model_params: Mapping[str,
     bin_edges : ``{task: inner edges in days}``: fixed survival bins (a protocol's) for a discrete-hazard
         objective instead of training-fold quantiles.
     """
-    from gliofuse.models.registry import create_model
-
     train = np.asarray(data.partitions["train"], dtype=np.int64)
     if len(train) == 0:
         raise InputDataError(f"{model_name}: the fold has no training patient.")
@@ -130,12 +128,9 @@ def assemble_fold(data: FoldData, *, model_name: str, model_params: Mapping[str,
         input_dims.update({f"omics:{n}": d for n, d in gene_sets.dims.items()})
     objectives = {spec.name: _objective(spec, data.targets, train, training, (bin_edges or {}).get(spec.name))
                   for spec in tasks}
-    seed_everything(seed, resolve_device(training.device, key="training.device"))
-    model = create_model(model_name, input_dims=input_dims, tasks=tuple(objectives), **model_params)
-    if isinstance(omics, OmicsPreprocessor):  # gene symbols where known (foundation tables key on either)
-        ids = data.gene_names if len(data.gene_names) == len(data.genes) else data.genes
-        model.bind_omics_genes({"omics": [ids[i] for i in omics.gene_index]})
-    heads = {n: o.build_head(model.embed_dim) for n, o in objectives.items()}
+    ids = data.gene_names if len(data.gene_names) == len(data.genes) else data.genes
+    model, heads = build_model_and_heads(model_name, model_params, input_dims=input_dims, objectives=objectives,
+                                         omics=omics, gene_ids=ids, training=training, seed=seed)
     extra = {"model_params": dict(model_params), "input_dims": input_dims,
              "rna_encoder": getattr(model, "rna_provenance", None),
              "omics_preprocessing": None if omics is None else omics.state_dict(),
@@ -145,18 +140,49 @@ def assemble_fold(data: FoldData, *, model_name: str, model_params: Mapping[str,
                    checkpoint_extra=extra)
 
 
+def build_model_and_heads(model_name: str, model_params: Mapping[str, Any], *, input_dims: Mapping[str, int],
+                          objectives: Mapping[str, Objective], omics: OmicsTransform | None, gene_ids: Sequence[str],
+                          training: TrainingConfig, seed: int) -> tuple[FusionModel, dict[str, nn.Module]]:
+    """Seed, create the registered model and one head per objective (a fold's, or a bundle member's).
+
+    ``gene_ids`` (G,): identifiers of the full omics matrix columns, symbols where known; the genes an
+    :class:`OmicsPreprocessor` keeps are bound to the model (foundation RNA encoders key on them).
+    """
+    from gliofuse.models.registry import create_model
+
+    seed_everything(seed, resolve_device(training.device, key="training.device"))
+    model = create_model(model_name, input_dims=input_dims, tasks=tuple(objectives), **model_params)
+    if isinstance(omics, OmicsPreprocessor):
+        model.bind_omics_genes({"omics": [gene_ids[i] for i in omics.gene_index]})
+    heads = {n: o.build_head(model.embed_dim) for n, o in objectives.items()}
+    return model, heads
+
+
+def patient_dataset(patients: Sequence[str], *, slide_files: Mapping[str, list[FeatureFileInfo]] | None,
+                    omics_values: np.ndarray | None, omics: OmicsTransform | None,
+                    gene_sets: GeneSetPreprocessor | None, targets: Targets | None, training: TrainingConfig,
+                    seed: int, sample: bool = False) -> PatientBagDataset:
+    """The dataset of ``patients`` with their raw omics rows (P, G) put through the fitted transforms.
+
+    ``sample``: draw ``training.max_patches`` per bag (training); else ``training.inference_max_patches``.
+    A transform's non-finite outputs are left as they come (a bundle fills missing genes before this).
+    """
+    return PatientBagDataset(
+        patient_ids=list(patients), slide_files=slide_files,
+        omics=None if omics is None or omics_values is None else omics.transform(omics_values),
+        omics_sets=None if gene_sets is None or omics_values is None else gene_sets.transform(omics_values),
+        targets=targets, max_patches=training.max_patches if sample else training.inference_max_patches, seed=seed,
+        bag_level=training.bag_level, inference_max_patches=training.inference_max_patches)
+
+
 def _dataset(data: FoldData, rows: np.ndarray, omics: OmicsTransform | None, gene_sets: GeneSetPreprocessor | None,
              training: TrainingConfig, seed: int, *, sample: bool) -> PatientBagDataset:
     t = data.targets
     sub = Targets(time_days=t.time_days[rows], event=t.event[rows], label=t.label[rows],
                   labels={k: v[rows] for k, v in t.labels.items()})
-    values = None if data.omics is None else data.omics[rows]
-    return PatientBagDataset(
-        patient_ids=[data.patients[i] for i in rows], slide_files=data.slide_files,
-        omics=None if omics is None or values is None else omics.transform(values),
-        omics_sets=None if gene_sets is None or values is None else gene_sets.transform(values),
-        targets=sub, max_patches=training.max_patches if sample else training.inference_max_patches, seed=seed,
-        bag_level=training.bag_level, inference_max_patches=training.inference_max_patches)
+    return patient_dataset([data.patients[i] for i in rows], slide_files=data.slide_files,
+                           omics_values=None if data.omics is None else data.omics[rows], omics=omics,
+                           gene_sets=gene_sets, targets=sub, training=training, seed=seed, sample=sample)
 
 
 def _objective(spec: TaskSpec, targets: Targets, train: np.ndarray, training: TrainingConfig,

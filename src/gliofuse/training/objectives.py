@@ -318,3 +318,26 @@ def build_objective(task: TaskSpec, *, train_time_days: np.ndarray, train_labels
 def objectives_state(objectives: Mapping[str, Objective]) -> dict[str, Any]:
     """``{task: objective.state_dict()}`` for the checkpoint."""
     return {k: o.state_dict() for k, o in objectives.items()}
+
+
+def objective_from_state(task: TaskSpec, state: Mapping[str, Any]) -> Objective:
+    """Rebuild a fitted objective from its :meth:`Objective.state_dict` (a checkpoint's ``objectives[task]``).
+
+    Raises
+    ------
+    ConfigError
+        ``state`` belongs to another task or task kind.
+    """
+    if state.get("task") != task.name or state.get("kind") != task.kind:
+        raise ConfigError(f"objective state of task {state.get('task')!r} ({state.get('kind')}) cannot rebuild task "
+                          f"{task.name!r} ({task.kind}).")
+    weight = float(state.get("weight", 1.0))
+    if task.kind == "classification":
+        cw = state.get("class_weights")
+        return ClassificationObjective(task, weight=weight,
+                                       class_weights=None if cw is None else torch.as_tensor(cw, dtype=torch.float32))
+    if "bin_edges_days" in state:
+        return DiscreteHazardObjective(task, edges=torch.as_tensor(state["bin_edges_days"], dtype=torch.float64),
+                                       alpha=float(state.get("alpha", 0.0)), weight=weight,
+                                       closed=str(state.get("bin_closed", "right")))
+    return CoxObjective(task, weight=weight)
