@@ -38,7 +38,8 @@ class PatientBagDataset(Dataset[PatientSample]):
     inference_max_patches : patches per bag of :meth:`inference_view` (a fixed seeded subsample, the same at
         every call); None: all.
     seed : sampling seed; the patches drawn depend on ``(seed, epoch, index)`` only.
-    preload : keep bags in memory; None: when they total < 2 GiB.
+    preload : keep bags in memory; None: when they total < 2 GiB. Bags not kept in memory are read per item,
+        only the sampled rows when the item is capped (``max_patches``).
     omics_sets : ``{gene set: (P, G_s) float32}`` rows aligned to ``patient_ids`` (already
         preprocessed, :class:`~gliofuse.omics.normalize.GeneSetPreprocessor`); None: none.
     bag_level : ``"patient"``: one item per patient (all slides, laid out side by side);
@@ -183,10 +184,14 @@ class PatientBagDataset(Dataset[PatientSample]):
         pid = self.patient_ids[pi]
         wsi = pos = None
         if self.slide_files is not None:
-            wsi, pos = self.bag_and_positions(index)
-            keep = self.sampled_rows(index, wsi.shape[0])
-            if keep is not None:
-                wsi, pos = wsi[torch.from_numpy(keep)], pos[torch.from_numpy(keep)]
+            keep = self.sampled_rows(index)
+            if index in self._cache or keep is None:
+                wsi, pos = self.bag_and_positions(index)
+                if keep is not None:
+                    wsi, pos = wsi[torch.from_numpy(keep)], pos[torch.from_numpy(keep)]
+            else:  # not in memory: read only the sampled rows from disk
+                feats, cells = read_bag_with_positions_(self.items[index][1], keep)
+                wsi, pos = torch.from_numpy(feats), torch.from_numpy(cells)
         return PatientSample(
             patient_id=pid, wsi=wsi, omics=None if self.omics is None else self.omics[pi],
             time_days=float(self.targets.time_days[pi]), event=float(self.targets.event[pi]),
