@@ -78,3 +78,31 @@ def test_self_attention_models_cap_inference_bags() -> None:
     assert inference_patch_cap("abmil", default) is None
     assert inference_patch_cap("mcat", default) is None
     assert inference_patch_cap("transmil", TrainingConfig(inference_max_patches=100000)) == 100000
+
+
+def test_a_fold_gives_its_inference_datasets_the_cap_and_the_batch_budget(fold_inputs: Any, make_config: Any,
+                                                                          tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """``train_fold_`` -> ``assemble_fold``: transmil's val/test datasets (and the training set's inference view) use
+    the card's cap, training samples ``max_patches``, and inference batches get ``batch_size x max_patches``."""
+    import gliofuse.training.assemble as assemble_module
+    from gliofuse.training.fold import train_fold_
+
+    runs: list[Any] = []
+    real = assemble_module.assemble_fold
+
+    def capturing(*args: Any, **kwargs: Any) -> Any:
+        runs.append(real(*args, **kwargs))
+        return runs[-1]
+
+    monkeypatch.setattr(assemble_module, "assemble_fold", capturing)
+    cfg = make_config(epochs=1, model_overrides={"transmil": {"dim": 8, "heads": 2}})
+    train_fold_(cfg=cfg, model_name="transmil", task="survival", split_path=fold_inputs.split_paths[0],
+                labels_path=fold_inputs.labels_path, omics_path=fold_inputs.omics_path,
+                feature_paths=fold_inputs.feature_paths, out_dir=tmp_path / "fold_0")
+    (run,) = runs
+    t = cfg.training.for_model("transmil")
+    assert run.datasets["train"].max_patches == t.max_patches
+    for ds in run.datasets.values():
+        assert ds.inference_view().max_patches == SELF_ATTENTION_MAX_PATCHES
+        assert ds.inference_batch_patches == t.batch_size * t.max_patches
