@@ -69,8 +69,8 @@ def predict(model: FusionModel, heads: Mapping[str, nn.Module], ds: PatientBagDa
         h.eval()
     view = ds.inference_view()
     outs: dict[str, list[Tensor]] = defaultdict(list)
-    sizes = [view.bag_size(i) if view.slide_files is not None else 0 for i in range(len(view))]
-    batches = patch_budget_batches(sizes, batch_size, view.inference_batch_patches)
+    batches = patch_budget_batches([view.bag_size(i) for i in range(len(view))], batch_size,
+                                   view.inference_batch_patches)
     for batch in make_loader(view, batch_size, shuffle=False, batches=batches):
         with autocast(device, optim):
             out = model(batch.to(device))
