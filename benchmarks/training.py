@@ -76,6 +76,8 @@ class SyntheticFold(torch.utils.data.Dataset):
         self.targets = Targets(time_days=rng.uniform(30, 3000, n), event=(rng.random(n) < 0.6).astype(float),
                                label=labels["grade"], labels=labels)
         self.max_patches = None
+        self.inference_batch_patches = None  # predict: batch_size slides per batch
+        self.tokens = tokens
         self.grid = grid
 
     def __len__(self) -> int:
@@ -86,6 +88,9 @@ class SyntheticFold(torch.utils.data.Dataset):
 
     def inference_view(self) -> SyntheticFold:
         return self
+
+    def bag_size(self, i: int) -> int:
+        return self.tokens
 
     def __getitem__(self, i: int) -> PatientSample:
         return PatientSample(

@@ -334,10 +334,14 @@ class TrainingConfig(OptimConfig):
     models: list[str] = Field(["abmil_snn_concat"], min_length=1, description="Registered model names (gliofuse models list).")
     tasks: list[Task] = Field([Task.survival, Task.grade, Task.diagnosis], min_length=1, description="Tasks to train.")
     max_patches: int = Field(512, ge=1, description="Patches sampled per bag in each training epoch (seeded by seed, "
-                             "epoch and item).")
+                             "epoch and item); a bag is a patient's slides together (bag_level patient) or one "
+                             "slide (bag_level slide). Only the sampled rows are read from disk. Inference batches "
+                             "hold at most batch_size x max_patches padded patches (a larger bag goes alone).")
     inference_max_patches: int | None = Field(
-        None, ge=1, description="Patches per bag at validation and prediction: null = every patch (default); an "
-        "integer = a fixed seeded subsample (the same in every epoch and call). The subspace-fusion original uses "
+        None, ge=1, description="Patches per bag at validation and prediction: null = every patch (default), except "
+        "models with self-attention over every patch (transmil, path_gptomic*: 4,096, their card's "
+        "max_inference_patches); an integer = a fixed seeded subsample (the same in every epoch and call) for every "
+        "model. The subspace-fusion original uses "
         "the same 2,500 tokens in training and inference (preset zhang2024: max_patches = inference_max_patches = "
         "2500).")
     n_top_genes: int = Field(256, ge=1, description="Most variable genes (on the training fold) fed to omics branches.")

@@ -77,7 +77,8 @@ ROWS: tuple[Row, ...] = (
     Row("balanced sampling", "weighted_sampler", False, "same"),
     Row("patches per bag (training)", "max_patches", 2500, "512 keeps the demo and CPU runs small"),
     Row("patches per bag (inference)", "inference_max_patches", 2500,
-        "null = every patch: predictions use all the tissue",
+        "null = every patch: predictions use all the tissue (transmil, path_gptomic*: 4,096, their self-attention "
+        "is quadratic in the bag)",
         original_text="the same 2,500 tokens as in training"),
     Row("unit of a sample", "bag_level", "slide", "one bag per patient, its slides side by side"),
     Row("gene sets", "gene_sets", None, "the original's 59 + 361 gene lists are not public",

@@ -152,22 +152,31 @@ def layout_slides(positions: Sequence[np.ndarray], gap: int = 1) -> np.ndarray:
     return np.concatenate(out, axis=0) if out else np.zeros((0, 2), dtype=np.int64)
 
 
-def read_bag_with_positions_(infos: Sequence[FeatureFileInfo]) -> tuple[np.ndarray, np.ndarray]:
-    """Features (sum N, D) float32 and map cells (sum N, 2) int64 of a patient's (or one slide's) bag.
+def read_bag_with_positions_(infos: Sequence[FeatureFileInfo],
+                             rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Features (n, D) float32 and map cells (n, 2) int64 of a patient's (or one slide's) bag.
 
     Cells come from each file's ``coords`` (:func:`grid_positions`, slides laid out with
     :func:`layout_slides`); a file without usable ``coords`` is laid out in raster order.
+
+    ``rows``: sorted unique rows of the concatenated bag (N = sum of the files' ``n_patches``) to return;
+    only those feature rows are read from disk (the layout still uses every patch's coords, so a row's
+    cell does not depend on the sample). None: the full bag (n = N).
     """
+    sizes = np.asarray([info.n_patches for info in infos], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(sizes)])
     feats, cells = [], []
-    for info in infos:
-        features, coords = read_slide_features_(info.path)
+    for k, info in enumerate(infos):
+        local = None if rows is None else rows[(rows >= starts[k]) & (rows < starts[k + 1])] - starts[k]
+        features, coords = read_slide_features_(info.path, local)
         feats.append(features)
         if coords is not None:
             cells.append(grid_positions(coords))
         else:
             logger.warning("slide feature file %s has no usable 'coords'; its patches are laid out in file "
                            "order", info.path.name)
-            cells.append(raster_positions(features.shape[0]))
+            cells.append(raster_positions(int(sizes[k])))
     bag = np.concatenate(feats, axis=0)
     _check_finite(bag, infos)
-    return bag, layout_slides(cells)
+    layout = layout_slides(cells)
+    return bag, layout if rows is None else layout[rows]

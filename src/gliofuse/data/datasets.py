@@ -38,11 +38,15 @@ class PatientBagDataset(Dataset[PatientSample]):
     inference_max_patches : patches per bag of :meth:`inference_view` (a fixed seeded subsample, the same at
         every call); None: all.
     seed : sampling seed; the patches drawn depend on ``(seed, epoch, index)`` only.
-    preload : keep bags in memory; None: when they total < 2 GiB.
+    preload : keep bags in memory; None: when they total < 2 GiB. Bags not kept in memory are read per item,
+        only the sampled rows when the item is capped (``max_patches``).
     omics_sets : ``{gene set: (P, G_s) float32}`` rows aligned to ``patient_ids`` (already
         preprocessed, :class:`~gliofuse.omics.normalize.GeneSetPreprocessor`); None: none.
     bag_level : ``"patient"``: one item per patient (all slides, laid out side by side);
-        ``"slide"``: one item per slide (a patient's omics and targets repeated on each).
+        ``"slide"``: one item per slide (a patient's omics and targets repeated on each). ``max_patches`` caps
+        each item's bag: a patient's slides together, or each slide.
+    inference_batch_patches : most padded patches (items x longest bag) of one inference batch
+        (:func:`gliofuse.training.predict.predict`); a bag above it goes alone. None: ``batch_size`` items.
 
     Notes
     -----
@@ -53,7 +57,8 @@ class PatientBagDataset(Dataset[PatientSample]):
     def __init__(self, *, patient_ids: Sequence[str], slide_files: Mapping[str, Sequence[FeatureFileInfo]] | None,
                  omics: np.ndarray | None, targets: Targets | None = None, max_patches: int | None = None,
                  seed: int = 0, preload: bool | None = None, omics_sets: Mapping[str, np.ndarray] | None = None,
-                 bag_level: str = "patient", inference_max_patches: int | None = None) -> None:
+                 bag_level: str = "patient", inference_max_patches: int | None = None,
+                 inference_batch_patches: int | None = None) -> None:
         self.patient_ids = list(patient_ids)
         n = len(self.patient_ids)
         if bag_level not in ("patient", "slide"):
@@ -94,6 +99,7 @@ class PatientBagDataset(Dataset[PatientSample]):
             raise ValueError("targets must be aligned to patient_ids.")
         self.max_patches = max_patches
         self.inference_max_patches = inference_max_patches
+        self.inference_batch_patches = inference_batch_patches
         self.seed = int(seed)
         self.epoch = 0
         self._cache: dict[int, tuple[Tensor, Tensor]] = {}
@@ -141,6 +147,11 @@ class PatientBagDataset(Dataset[PatientSample]):
         view.epoch = 0
         return view
 
+    def bag_size(self, index: int) -> int:
+        """Patches of item ``index`` as :meth:`__getitem__` returns it (the cap applied); 0 without WSI."""
+        n = sum(i.n_patches for i in self.items[index][1])
+        return n if self.max_patches is None else min(n, self.max_patches)
+
     def sampled_rows(self, index: int, n_patches: int | None = None) -> np.ndarray | None:
         """Sorted rows (int64) of item ``index``'s bag that :meth:`__getitem__` keeps this epoch, or None when it
         keeps the full bag. ``n_patches``: the bag size (default: the item's files' ``n_patches``)."""
@@ -183,10 +194,14 @@ class PatientBagDataset(Dataset[PatientSample]):
         pid = self.patient_ids[pi]
         wsi = pos = None
         if self.slide_files is not None:
-            wsi, pos = self.bag_and_positions(index)
-            keep = self.sampled_rows(index, wsi.shape[0])
-            if keep is not None:
-                wsi, pos = wsi[torch.from_numpy(keep)], pos[torch.from_numpy(keep)]
+            keep = self.sampled_rows(index)
+            if index in self._cache or keep is None:
+                wsi, pos = self.bag_and_positions(index)
+                if keep is not None:
+                    wsi, pos = wsi[torch.from_numpy(keep)], pos[torch.from_numpy(keep)]
+            else:  # not in memory: read only the sampled rows from disk
+                feats, cells = read_bag_with_positions_(self.items[index][1], keep)
+                wsi, pos = torch.from_numpy(feats), torch.from_numpy(cells)
         return PatientSample(
             patient_id=pid, wsi=wsi, omics=None if self.omics is None else self.omics[pi],
             time_days=float(self.targets.time_days[pi]), event=float(self.targets.event[pi]),

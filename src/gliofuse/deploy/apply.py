@@ -24,7 +24,7 @@ from gliofuse.deploy.cohort import CohortInputs
 from gliofuse.device import resolve_device
 from gliofuse.io import file_hash, provenance, write_json_, write_table_
 from gliofuse.tasks import TaskSpec
-from gliofuse.training.assemble import patient_dataset
+from gliofuse.training.assemble import inference_patch_cap, patient_dataset
 from gliofuse.training.predict import ATTENTION_FILE, predict, write_attention_
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,8 @@ def member_values(bundle: Bundle, member: Member, inputs: CohortInputs, *, devic
     """
     values = None if inputs.omics_values is None else _fill_training_mean(inputs.omics_values, member)
     ds = patient_dataset(inputs.patients, slide_files=inputs.slide_files, omics_values=values, omics=member.omics,
-                         gene_sets=member.gene_sets, targets=None, training=bundle.training, seed=member.seed)
+                         gene_sets=member.gene_sets, targets=None, training=bundle.training, seed=member.seed,
+                         inference_cap=inference_patch_cap(bundle.model_name, bundle.training))
     member.model.to(device)
     member.heads.to(device)
     outputs = predict(member.model, member.heads, ds, batch_size=bundle.training.batch_size, device=device,

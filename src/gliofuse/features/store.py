@@ -155,11 +155,23 @@ def _coords_or_none(f: h5py.File) -> np.ndarray | None:
     return None
 
 
-def read_slide_features_(path: str | Path) -> tuple[np.ndarray, np.ndarray | None]:
+def read_slide_features_(path: str | Path, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """One slide's ``features`` (N, D) float32 and ``coords`` (N, 2) level-0 ``(x, y)`` as stored (int64 per §5),
-    or None for coords when the file has no usable ``coords``."""
+    or None for coords when the file has no usable ``coords``.
+
+    ``rows``: strictly increasing row indices in [0, N); only those feature rows are read from disk (an
+    (n_rows, D) array), ``coords`` always come in full. None: every row.
+    """
     with open_features_h5_(path) as f:
-        return np.asarray(f["features"][...], dtype=np.float32), _coords_or_none(f)
+        data = f["features"]
+        if rows is None:
+            return np.asarray(data[...], dtype=np.float32), _coords_or_none(f)
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        n = data.shape[0]
+        if rows.size and (rows[0] < 0 or rows[-1] >= n or np.any(np.diff(rows) <= 0)):
+            raise ValueError(f"{WHAT} {Path(path)}: rows must be strictly increasing in [0, {n}).")
+        feats = data[rows] if rows.size else np.zeros((0, data.shape[1]), dtype=np.float32)
+        return np.asarray(feats, dtype=np.float32), _coords_or_none(f)
 
 
 def read_slide_coords_(path: str | Path) -> np.ndarray | None:

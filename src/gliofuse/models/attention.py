@@ -12,6 +12,11 @@ import math
 import torch
 from torch import Tensor, nn
 
+SELF_ATTENTION_MAX_PATCHES = 4096
+"""Inference bag cap (``ModelCard.max_inference_patches``) of models with self-attention over every patch: their
+attention weights take heads x N^2 x 4 B (8 heads, N = 4,096: 0.5 GiB per layer and patient, with its temporaries
+about 2 GiB), where a TCGA patient's full bag (5 slides x 20,000 patches) would take ~320 GB."""
+
 
 def _masked_softmax(logits: Tensor, key_mask: Tensor | None) -> Tensor:
     """Softmax over the last axis of ``logits`` (..., K) restricted to ``key_mask`` (B, K); rows with no key -> 0."""
@@ -195,5 +200,5 @@ def masked_mean(x: Tensor, mask: Tensor | None) -> Tensor:
     return (x * w).sum(dim=1) / w.sum(dim=1).clamp_min(1.0)
 
 
-__all__ = ["PPEG", "CoAttention", "GatedKroneckerFusion", "MultiHeadAttention", "TokenEncoder", "TransformerBlock",
+__all__ = ["PPEG", "SELF_ATTENTION_MAX_PATCHES", "CoAttention", "GatedKroneckerFusion", "MultiHeadAttention", "TokenEncoder", "TransformerBlock",
            "masked_mean", "square_grid_index"]

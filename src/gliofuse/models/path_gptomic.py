@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gliofuse.errors import ConfigError
-from gliofuse.models.attention import TokenEncoder
+from gliofuse.models.attention import SELF_ATTENTION_MAX_PATCHES, TokenEncoder
 from gliofuse.models.base import FusionModel, ModelOutput, require_input
 from gliofuse.models.layers import GatedAttentionPooling, mlp
 from gliofuse.models.registry import register_model
@@ -268,13 +268,15 @@ _NOTES = (
 
 
 @register_model(family="path_gptomic", modalities=("wsi", "omics"), tasks=TASK_NAMES,
-                reference=PATH_GPTOMIC_REFERENCE, defaults=dict(_DEFAULTS), notes=_NOTES)
+                reference=PATH_GPTOMIC_REFERENCE, max_inference_patches=SELF_ATTENTION_MAX_PATCHES,
+                defaults=dict(_DEFAULTS), notes=_NOTES)
 def path_gptomic(*, input_dims: dict[str, int], **kwargs: Any) -> FusionModel:
     return _create_path_gptomic(input_dims=input_dims, **kwargs)
 
 
 @register_model(family="path_gptomic", modalities=("wsi", "omics"), tasks=TASK_NAMES,
-                reference=PATH_GPTOMIC_REFERENCE, defaults={k: v for k, v in _DEFAULTS.items() if k != "gm_mode"},
+                reference=PATH_GPTOMIC_REFERENCE, max_inference_patches=SELF_ATTENTION_MAX_PATCHES,
+                defaults={k: v for k, v in _DEFAULTS.items() if k != "gm_mode"},
                 ablation_of="path_gptomic",
                 notes="Concat fusion without gradient modulation (paper Table 3 'Concat'): rho and c are still "
                       "logged (gc_dynamics.tsv, mode 'off') but gradients and steps are untouched. " + _NOTES)
@@ -283,7 +285,7 @@ def path_gptomic_no_gm(*, input_dims: dict[str, int], **kwargs: Any) -> FusionMo
 
 
 @register_model(family="path_gptomic", modalities=("wsi", "omics"), tasks=TASK_NAMES,
-                reference=PATH_GPTOMIC_REFERENCE,
+                reference=PATH_GPTOMIC_REFERENCE, max_inference_patches=SELF_ATTENTION_MAX_PATCHES,
                 defaults={k: v for k, v in _DEFAULTS.items()
                           if k not in ("rna_encoder", "rna_dim", "rna_seed", "sc_reference", "smoothing_steps",
                                        "smoothing_lr")},

@@ -42,6 +42,10 @@ class ModelCard:
     reference : paper (DOI / arXiv id) the architecture follows.
     ablation_of : name of the full model this variant ablates, if any.
     notes : how the paper was read, deviations, caveats.
+    max_inference_patches : patches per bag at validation and prediction when ``training.inference_max_patches``
+        is null (a fixed seeded subsample, as with the setting); None: every patch. Set by models whose memory
+        grows with the square of the bag (self-attention over every patch): exact attention over a TCGA patient's
+        ~10^5 patches would need 8 heads x N^2 x 4 B ~ 320 GB.
     """
 
     name: str
@@ -52,6 +56,7 @@ class ModelCard:
     reference: str = ""
     ablation_of: str | None = None
     notes: str = ""
+    max_inference_patches: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable view (for checkpoints and ``gliofuse models list``)."""
@@ -73,6 +78,7 @@ _REGISTRY: dict[str, _Entry] = {}
 def register_model(
     *, family: str, modalities: Iterable[str], tasks: Iterable[str], reference: str,
     defaults: Mapping[str, Any] | None = None, ablation_of: str | None = None, notes: str = "",
+    max_inference_patches: int | None = None,
 ) -> Callable[[Callable[..., FusionModel]], Callable[..., FusionModel]]:
     """Register a model variant under its function name.
 
@@ -82,7 +88,7 @@ def register_model(
 
     Parameters
     ----------
-    family, modalities, tasks, reference, defaults, ablation_of, notes
+    family, modalities, tasks, reference, defaults, ablation_of, notes, max_inference_patches
         Fields of the :class:`ModelCard`.
     """
     mods = tuple(modalities)
@@ -105,7 +111,8 @@ def register_model(
             warnings.warn(f"model {name!r} is registered twice; the later definition "
                           f"({fn.__module__}) replaces {_REGISTRY[name].fn.__module__}.", stacklevel=2)
         card = ModelCard(name=name, family=family, modalities=mods, tasks=tsk, defaults=dict(defaults or {}),
-                         reference=reference, ablation_of=ablation_of, notes=notes)
+                         reference=reference, ablation_of=ablation_of, notes=notes,
+                         max_inference_patches=max_inference_patches)
         _REGISTRY[name] = _Entry(fn=fn, card=card)
         fn.card = card  # type: ignore[attr-defined]
         return fn

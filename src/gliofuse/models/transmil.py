@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import nn
 
-from gliofuse.models.attention import PPEG, TransformerBlock
+from gliofuse.models.attention import PPEG, SELF_ATTENTION_MAX_PATCHES, TransformerBlock
 from gliofuse.models.base import FusionModel, ModelOutput, require_input
 from gliofuse.models.registry import register_model
 from gliofuse.tasks import TASK_NAMES
@@ -64,8 +64,10 @@ def _create_transmil(*, input_dims: dict[str, int], dim: int, heads: int, ff_mul
 
 @register_model(family="mil", modalities=("wsi",), tasks=TASK_NAMES, reference=TRANSMIL_REFERENCE,
                 defaults={"dim": 256, "heads": 8, "ff_mult": 2, "dropout": 0.1},
+                max_inference_patches=SELF_ATTENTION_MAX_PATCHES,
                 notes="Two transformer layers with PPEG between them over pre-extracted patch features. Deviations: "
-                      "Nystrom attention is replaced by exact multi-head self-attention (bags here are small enough); "
+                      "Nystrom attention is replaced by exact multi-head self-attention (training bags are sampled; "
+                      "inference bags are capped at 4,096 patches unless training.inference_max_patches is set); "
                       "each bag is laid out on its own ceil(sqrt(n)) square with empty cells zero (the original "
                       "repeats the first patches to fill the square), so a patient's output is independent of the "
                       "padding and of the batch; pre-norm layers with a GELU feed-forward block (2 x dim).")

@@ -103,7 +103,9 @@ def assemble_fold(data: FoldData, *, model_name: str, model_params: Mapping[str,
     model_name, model_params : a registered model and its resolved hyper-parameters
         (:func:`gliofuse.models.registry.resolve_model_params`).
     tasks : the trained tasks, the primary (predicted, epoch-selecting) one first.
-    training : reads ``n_top_genes``, ``gene_sets``, ``max_patches``, ``inference_max_patches``, ``bag_level``,
+    training : reads ``n_top_genes``, ``gene_sets``, ``max_patches``, ``inference_max_patches`` (null: the model
+        card's ``max_inference_patches``), ``batch_size`` (with ``max_patches``: the inference batch's patch budget),
+        ``bag_level``,
         ``survival_loss``, ``n_bins``, ``bin_edges``, ``bin_closed``, ``nll_alpha``, ``class_weights``,
         ``loss_weights`` and ``device`` (seeding).
     seed : seeds the model and head initialisation and the datasets' patch sampling.
@@ -120,8 +122,9 @@ def assemble_fold(data: FoldData, *, model_name: str, model_params: Mapping[str,
     if data.omics is not None and omics is None:
         omics = OmicsPreprocessor(n_top_genes=training.n_top_genes).fit(data.omics[train])
         gene_sets = _fit_gene_sets(training.gene_sets, data.omics[train], data.gene_names)
+    cap = inference_patch_cap(model_name, training)
     datasets = {name: _dataset(data, np.asarray(rows, dtype=np.int64), omics, gene_sets, training, seed,
-                               sample=name == "train")
+                               sample=name == "train", inference_cap=cap)
                 for name, rows in data.partitions.items()}
     input_dims = {"wsi": data.wsi_dim, "omics": datasets["train"].omics_dim}
     if gene_sets is not None:
@@ -161,28 +164,47 @@ def build_model_and_heads(model_name: str, model_params: Mapping[str, Any], *, i
 def patient_dataset(patients: Sequence[str], *, slide_files: Mapping[str, list[FeatureFileInfo]] | None,
                     omics_values: np.ndarray | None, omics: OmicsTransform | None,
                     gene_sets: GeneSetPreprocessor | None, targets: Targets | None, training: TrainingConfig,
-                    seed: int, sample: bool = False) -> PatientBagDataset:
+                    seed: int, inference_cap: int | None, sample: bool = False) -> PatientBagDataset:
     """The dataset of ``patients`` with their raw omics rows (P, G) put through the fitted transforms.
 
-    ``sample``: draw ``training.max_patches`` per bag (training); else ``training.inference_max_patches``.
+    ``sample``: draw ``training.max_patches`` per bag (training); else ``inference_cap`` patches per bag
+    (:func:`inference_patch_cap`; None: every patch). An inference batch holds at most batch_size x max_patches
+    padded patches (a larger bag goes alone).
     A transform's non-finite outputs are left as they come (a bundle fills missing genes before this).
     """
     return PatientBagDataset(
         patient_ids=list(patients), slide_files=slide_files,
         omics=None if omics is None or omics_values is None else omics.transform(omics_values),
         omics_sets=None if gene_sets is None or omics_values is None else gene_sets.transform(omics_values),
-        targets=targets, max_patches=training.max_patches if sample else training.inference_max_patches, seed=seed,
-        bag_level=training.bag_level, inference_max_patches=training.inference_max_patches)
+        targets=targets, max_patches=training.max_patches if sample else inference_cap, seed=seed,
+        bag_level=training.bag_level, inference_max_patches=inference_cap,
+        inference_batch_patches=training.batch_size * training.max_patches)
+
+
+def inference_patch_cap(model_name: str, training: TrainingConfig) -> int | None:
+    """Patches per bag at validation and prediction: ``training.inference_max_patches`` when set, else the model
+    card's ``max_inference_patches`` (self-attention over every patch: quadratic memory), else None (all)."""
+    from gliofuse.models.registry import get_model_card
+
+    if training.inference_max_patches is not None:
+        return training.inference_max_patches
+    cap = get_model_card(model_name).max_inference_patches
+    if cap is not None:
+        logger.info("%s: inference bags capped at %d patches (a fixed seeded subsample; the model's self-attention "
+                    "memory grows with the square of the bag; set training.inference_max_patches to change it)",
+                    model_name, cap)
+    return cap
 
 
 def _dataset(data: FoldData, rows: np.ndarray, omics: OmicsTransform | None, gene_sets: GeneSetPreprocessor | None,
-             training: TrainingConfig, seed: int, *, sample: bool) -> PatientBagDataset:
+             training: TrainingConfig, seed: int, *, sample: bool, inference_cap: int | None) -> PatientBagDataset:
     t = data.targets
     sub = Targets(time_days=t.time_days[rows], event=t.event[rows], label=t.label[rows],
                   labels={k: v[rows] for k, v in t.labels.items()})
     return patient_dataset([data.patients[i] for i in rows], slide_files=data.slide_files,
                            omics_values=None if data.omics is None else data.omics[rows], omics=omics,
-                           gene_sets=gene_sets, targets=sub, training=training, seed=seed, sample=sample)
+                           gene_sets=gene_sets, targets=sub, training=training, seed=seed,
+                           inference_cap=inference_cap, sample=sample)
 
 
 def _objective(spec: TaskSpec, targets: Targets, train: np.ndarray, training: TrainingConfig,

@@ -94,7 +94,8 @@ def fit_fold_(run: FoldRun, *, optim: OptimConfig, seed: int, out_dir: Path, fol
     Parameters
     ----------
     run : the assembled fold (:func:`~gliofuse.training.assemble.assemble_fold`); ``train`` may sample
-        patches (``max_patches``), predictions always use full bags. ``val``/``test`` may be empty.
+        patches (``max_patches``), predictions use full bags or the fixed inference subsample
+        (:func:`~gliofuse.training.assemble.inference_patch_cap`). ``val``/``test`` may be empty.
     optim : the loop settings (``training`` or a validation protocol's :meth:`~ValidationProtocolConfig.optim`).
     seed : the fold's seed (torch/NumPy/Python, and the per-epoch shuffles ``seed + epoch``).
     out_dir : receives the outputs listed in the module docstring.

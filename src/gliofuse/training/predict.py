@@ -24,7 +24,7 @@ from gliofuse.io import atomic_path
 from gliofuse.models.base import FusionModel
 from gliofuse.training.objectives import Objective
 from gliofuse.training.optim import autocast
-from gliofuse.training.sampling import make_loader
+from gliofuse.training.sampling import make_loader, patch_budget_batches
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,8 @@ def predict(model: FusionModel, heads: Mapping[str, nn.Module], ds: PatientBagDa
             device: torch.device, optim: OptimConfig | None = None,
             attention: list[np.ndarray | None] | None = None) -> dict[str, Tensor]:
     """Head outputs per patient of ``ds`` (full bags, or the fixed ``inference_max_patches`` subsample; eval mode),
-    in ``ds.patient_ids`` order.
+    in ``ds.patient_ids`` order. Batches hold at most ``batch_size`` items and ``ds.inference_batch_patches``
+    padded patches (:func:`~gliofuse.training.sampling.patch_budget_batches`).
 
     With ``bag_level="slide"`` the outputs of a patient's slides are averaged (head outputs: risk,
     hazard logits or class logits).
@@ -68,7 +69,9 @@ def predict(model: FusionModel, heads: Mapping[str, nn.Module], ds: PatientBagDa
         h.eval()
     view = ds.inference_view()
     outs: dict[str, list[Tensor]] = defaultdict(list)
-    for batch in make_loader(view, batch_size, shuffle=False):
+    batches = patch_budget_batches([view.bag_size(i) for i in range(len(view))], batch_size,
+                                   view.inference_batch_patches)
+    for batch in make_loader(view, batch_size, shuffle=False, batches=batches):
         with autocast(device, optim):
             out = model(batch.to(device))
             emb = out.embedding

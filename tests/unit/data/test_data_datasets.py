@@ -13,6 +13,7 @@ from gliofuse.data.batch import Targets
 from gliofuse.data.collate import collate_bags
 from gliofuse.data.datasets import PatientBagDataset
 from gliofuse.errors import InputDataError
+from gliofuse.features.store import read_slide_features_
 
 
 def test_patch_sampling_is_seeded_and_inference_uses_all(slides: dict[str, Path], feature_dim: int) -> None:
@@ -63,3 +64,62 @@ def test_dataset_items_carry_positions_and_slide_level_items(slides: dict[str, P
     batch = collate_bags([per_slide[i] for i in range(3)])
     assert batch.wsi_pos.shape == (3, 11, 2) and int(batch.wsi_pos[1, 4:].max()) == -1
     assert batch.omics_sets["tumour"].shape == (3, 2) and batch.labels["grade"].tolist() == [0, 0, 2]
+
+
+@pytest.mark.parametrize("bag_level", ["patient", "slide"])
+def test_lazy_sampled_read_matches_preloaded_sample(slides: dict[str, Path], bag_level: str,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bag not kept in memory reads only its sampled rows, and they equal the preloaded bag's sample (features
+    and map cells, the cells laid out from every patch of the patient's slides)."""
+    by_patient, _ = group_feature_files_(slides.values())
+    kw = {"patient_ids": ["TCGA-02-0001", "TCGA-02-0002"], "slide_files": by_patient, "omics": None,
+          "max_patches": 5, "seed": 7, "bag_level": bag_level}
+    eager = PatientBagDataset(**kw, preload=True)
+    rows_read: list[int] = []
+
+    def counting_read(path: Path, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+        feats, coords = read_slide_features_(path, rows)
+        rows_read.append(feats.shape[0])
+        return feats, coords
+
+    monkeypatch.setattr("gliofuse.data.bags.read_slide_features_", counting_read)
+    lazy = PatientBagDataset(**kw, preload=False)
+    for epoch in (0, 3):
+        lazy.set_epoch(epoch)
+        eager.set_epoch(epoch)
+        for i in range(len(lazy)):
+            a, b = lazy[i], eager[i]
+            assert a.wsi.shape[0] == min(5, sum(f.n_patches for f in lazy.items[i][1]))
+            assert torch.equal(a.wsi, b.wsi) and torch.equal(a.wsi_pos, b.wsi_pos)
+    assert rows_read and sum(rows_read) == sum(min(5, sum(f.n_patches for f in files)) for _, files in lazy.items) * 2
+
+
+def test_patch_cap_is_per_bag_at_both_bag_levels(slides: dict[str, Path], feature_dim: int) -> None:
+    """``patient``: the cap holds over all of a patient's slides together (11 + 4 patches -> 6, drawn from both);
+    ``slide``: it holds per slide item, and a padded batch never exceeds batch x max_patches patches."""
+    by_patient, _ = group_feature_files_(slides.values())
+    kw = {"patient_ids": ["TCGA-02-0001", "TCGA-02-0002"], "slide_files": by_patient, "omics": None,
+          "max_patches": 6, "seed": 0}
+    per_patient = PatientBagDataset(**kw)
+    rows_drawn = set()
+    for epoch in range(10):
+        per_patient.set_epoch(epoch)
+        assert per_patient[0].wsi.shape == (6, feature_dim)
+        rows_drawn.update(per_patient.sampled_rows(0).tolist())
+    assert any(r < 11 for r in rows_drawn) and any(r >= 11 for r in rows_drawn)  # both slides are sampled
+    per_slide = PatientBagDataset(**kw, bag_level="slide")
+    sizes = [per_slide[i].wsi.shape[0] for i in range(len(per_slide))]
+    assert sizes == [6, 4, 6]  # slides of 11, 4 and 7 patches
+    batch = collate_bags([per_slide[i] for i in range(len(per_slide))])
+    assert batch.wsi.shape[1] == 6
+
+
+def test_read_slide_features_reads_only_the_given_rows(slides: dict[str, Path]) -> None:
+    full, coords = read_slide_features_(slides["a1"])
+    part, part_coords = read_slide_features_(slides["a1"], np.array([1, 4, 10]))
+    assert np.array_equal(part, full[[1, 4, 10]]) and np.array_equal(part_coords, coords)
+    assert read_slide_features_(slides["a1"], np.array([], dtype=np.int64))[0].shape == (0, full.shape[1])
+    with pytest.raises(ValueError, match=r"AAAA.h5: rows must be strictly increasing in \[0, 11\)"):
+        read_slide_features_(slides["a1"], np.array([4, 1]))
+    with pytest.raises(ValueError, match="strictly increasing"):
+        read_slide_features_(slides["a1"], np.array([11]))
