@@ -66,10 +66,14 @@ _ROMAN = {2: "II", 3: "III", 4: "IV"}
 EXPRESSION_GENE_COLUMN = "gene_symbol"
 
 
+MIN_LEVEL_PX = 256
+"""Pyramid levels are added while their long side stays >= this (small demo slides still get a pyramid)."""
+
+
 def _downsamples(h: int, w: int) -> tuple[int, ...]:
-    """Pyramid downsamples 1, 4, 16, ... while the level's long side stays >= 512 px."""
+    """Pyramid downsamples 1, 4, 16, ... while the level's long side stays >= ``MIN_LEVEL_PX``."""
     out = [1]
-    while max(h, w) // (out[-1] * 4) >= 512:
+    while max(h, w) // (out[-1] * 4) >= MIN_LEVEL_PX:
         out.append(out[-1] * 4)
     return tuple(out)
 
@@ -89,7 +93,7 @@ def write_site_slide_(p: SitePatient, *, plan: SitePlan, cfg: DemoConfig, site_d
     with tempfile.TemporaryDirectory(dir=site_dir) as tmp:
         svs = Path(tmp) / f"{p.slide_id}.svs"
         write_aperio_svs_(svs, rgb, mpp=p.mpp, app_mag=40.0 if p.mpp < 0.35 else 20.0, quality=90,
-                          thumbnail_px=256)
+                          thumbnail_px=256, min_level_px=MIN_LEVEL_PX)
         return write_dicom_wsi_(svs, path.parent, uid_key=f"{plan.seed}/{p.slide_id}")
 
 
