@@ -63,7 +63,8 @@ def write_dicom_wsi_(src: str | os.PathLike[str], out_dir: str | os.PathLike[str
     it (deterministic); None: random UIDs. Returns the level-0 file; OpenSlide opens the whole series (every
     level) from any file of the folder.
 
-    Raises ``RuntimeError`` if OpenSlide recognises none of the written files.
+    Raises ``RuntimeError`` naming the fix when libturbojpeg (needed by wsidicomizer's reader) is missing, and
+    when OpenSlide does not recognise the written level-0 file.
     """
     import openslide
     import pydicom
@@ -74,9 +75,16 @@ def write_dicom_wsi_(src: str | os.PathLike[str], out_dir: str | os.PathLike[str
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     uids = _uid_generator(uid_key) if uid_key is not None else None
-    files = [Path(f) for f in WsiDicomizer.convert(src, tmp, workers=1, uid_generator=uids,
-                                                  include_label=False, include_overview=False,
-                                                  include_thumbnail=False)]
+    try:
+        files = [Path(f) for f in WsiDicomizer.convert(src, tmp, workers=1, uid_generator=uids,
+                                                      include_label=False, include_overview=False,
+                                                      include_thumbnail=False)]
+    except RuntimeError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if "turbojpeg" in str(exc).lower():
+            raise RuntimeError(f"converting {src} to DICOM WSI needs the system library libturbojpeg "
+                               "(Debian/Ubuntu: apt-get install libturbojpeg0; conda: libjpeg-turbo)") from exc
+        raise
     sizes = {f: int(pydicom.dcmread(f, stop_before_pixels=True).TotalPixelMatrixColumns) for f in files}
     for k, f in enumerate(sorted(files, key=lambda f: (-sizes[f], f.name))):
         f.rename(tmp / f"level_{k}.dcm")

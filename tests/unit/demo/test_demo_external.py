@@ -31,6 +31,7 @@ from gliofuse.demo.site_build import (
     generate_external_site_,
 )
 from gliofuse.demo.site_plan import DICOM, TIFF, SitePlan, plan_external_site, site_rng
+from gliofuse.demo.slide_formats import write_dicom_wsi_
 from gliofuse.demo.stain import shift_stain
 from gliofuse.demo.tissue import synthesize_slide
 from gliofuse.omics.matrix import read_omics_
@@ -198,3 +199,15 @@ def test_same_seed_same_files_via_cli(site: tuple[SitePlan, Path], tmp_path: Pat
             with openslide.OpenSlide(str(root / p.slide_relpath)) as a, \
                     openslide.OpenSlide(str(again / p.slide_relpath)) as b:
                 assert np.array_equal(np.asarray(a.get_thumbnail((256, 256))), np.asarray(b.get_thumbnail((256, 256))))
+
+
+def test_dicom_writer_names_the_missing_system_library(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from wsidicomizer import WsiDicomizer
+
+    def no_lib(*args: object, **kwargs: object) -> list[str]:
+        raise RuntimeError("Unable to locate turbojpeg library automatically.")
+
+    monkeypatch.setattr(WsiDicomizer, "convert", no_lib)
+    with pytest.raises(RuntimeError, match="apt-get install libturbojpeg0"):
+        write_dicom_wsi_(tmp_path / "a.svs", tmp_path / "dicom")
+    assert not (tmp_path / "dicom.tmp").exists()
