@@ -14,7 +14,6 @@ import openslide
 import pandas as pd
 import pytest
 import yaml
-from conftest import SMALL_SEED, small_config
 from pydantic import ValidationError
 from scipy.stats import spearmanr
 
@@ -47,10 +46,14 @@ MIN_STAIN_SHIFT = 10.0
 MAX_CODEC_ERROR = 4.0
 
 
-def site_config() -> DemoConfig:
+SEED = 7
+
+
+@pytest.fixture(scope="module")
+def cfg(small_cfg: DemoConfig) -> DemoConfig:
     """The session demo's config (same genes) with 10 site patients on 400 x 300 µm slides."""
-    return small_config().model_copy(update={"external": ExternalSiteConfig(n_patients=10), "slide_width_um": 400.0,
-                                             "slide_height_um": 300.0})
+    return small_cfg.model_copy(update={"external": ExternalSiteConfig(n_patients=10), "slide_width_um": 400.0,
+                                        "slide_height_um": 300.0})
 
 
 def _sha(path: Path) -> str:
@@ -58,24 +61,23 @@ def _sha(path: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> tuple[SitePlan, Path]:
+def site(cfg: DemoConfig, tmp_path_factory: pytest.TempPathFactory) -> tuple[SitePlan, Path]:
     root = tmp_path_factory.mktemp("site")
-    return generate_external_site_(seed=SMALL_SEED, cfg=site_config(), out_dir=root, workers=1), root
+    return generate_external_site_(seed=SEED, cfg=cfg, out_dir=root, workers=1), root
 
 
-def test_plan_is_a_new_site_of_the_same_model() -> None:
-    cfg = site_config()
-    plan = plan_external_site(seed=SMALL_SEED, cfg=cfg)
-    dev = plan_cohort(seed=SMALL_SEED, cfg=cfg)
+def test_plan_is_a_new_site_of_the_same_model(cfg: DemoConfig) -> None:
+    plan = plan_external_site(seed=SEED, cfg=cfg)
+    dev = plan_cohort(seed=SEED, cfg=cfg)
     assert [p.patient_id for p in plan.patients] == [f"SITEB-{i:04d}" for i in range(1, 11)]
-    assert plan.seed == SMALL_SEED + cfg.external.seed_offset
+    assert plan.seed == SEED + cfg.external.seed_offset
     # other patients than the development demo's (its first patients' latent factors differ)
     assert {round(p.z_tumour, 6) for p in plan.patients}.isdisjoint({round(p.z_tumour, 6) for p in dev.patients})
     assert sorted(p.slide_format for p in plan.patients) == [DICOM] * 5 + [TIFF] * 5
     assert sorted(p.mpp for p in plan.patients) == [0.2428] * 5 + [0.4856] * 5
-    assert plan == plan_external_site(seed=SMALL_SEED, cfg=cfg)
+    assert plan == plan_external_site(seed=SEED, cfg=cfg)
     other = cfg.model_copy(update={"external": ExternalSiteConfig(n_patients=10, seed_offset=5)})
-    assert plan_external_site(seed=SMALL_SEED, cfg=other).patients[0].z_tumour != plan.patients[0].z_tumour
+    assert plan_external_site(seed=SEED, cfg=other).patients[0].z_tumour != plan.patients[0].z_tumour
 
 
 def test_config_refuses_an_impossible_scanner_resolution() -> None:
@@ -83,12 +85,11 @@ def test_config_refuses_an_impossible_scanner_resolution() -> None:
         ExternalSiteConfig(mpp=[0.25, 5.0])
 
 
-def test_slides_open_with_their_vendor_and_mpp(site: tuple[SitePlan, Path]) -> None:
+def test_slides_open_with_their_vendor_and_mpp(site: tuple[SitePlan, Path], cfg: DemoConfig) -> None:
     plan, root = site
     assert all(p.is_file() for p in plan.expected_outputs(root))
     sheet = pd.read_csv(root / site_plan.SLIDES_CSV, dtype=str)
     assert list(sheet.columns) == ["patient_id", "slide_id", "slide_path"]
-    cfg = site_config()
     by_slide = {p.slide_id: p for p in plan.patients}
     assert sorted(sheet["slide_id"]) == sorted(by_slide)
     for row in sheet.itertuples():
@@ -125,7 +126,7 @@ def test_clinical_csv_has_the_site_columns_and_the_truth(site: tuple[SitePlan, P
 
 
 def test_tpm_matrix_imports_into_the_development_gene_space(site: tuple[SitePlan, Path], small_cohort,
-                                                             tmp_path: Path) -> None:
+                                                             cfg: DemoConfig, tmp_path: Path) -> None:
     plan, root = site
     _, dev_root = small_cohort
     ref = tmp_path / "dev_expression.h5"
@@ -140,7 +141,7 @@ def test_tpm_matrix_imports_into_the_development_gene_space(site: tuple[SitePlan
     site_m, dev_m = read_omics_(tmp_path / "site.h5"), read_omics_(ref)
     assert site_m.genes == dev_m.genes and list(site_m.patients) == sorted(p.patient_id for p in plan.patients)
     # the latent signal survives the site's batch effect: tumour-set genes (z-scored) follow z_tumour
-    model = gene_model(site_config().n_genes)
+    model = gene_model(cfg.n_genes)
     tumour = set(model.gene_name[model.gene_set == "tumour"])
     cols = [i for i, g in enumerate(site_m.gene_names) if g in tumour]
     assert len(cols) >= 3
@@ -151,9 +152,8 @@ def test_tpm_matrix_imports_into_the_development_gene_space(site: tuple[SitePlan
     assert rho > 0.6, rho
 
 
-def test_stain_shift_is_measurable_in_the_written_slides(site: tuple[SitePlan, Path]) -> None:
+def test_stain_shift_is_measurable_in_the_written_slides(site: tuple[SitePlan, Path], cfg: DemoConfig) -> None:
     plan, root = site
-    cfg = site_config()
     ext = cfg.external
     for p in plan.patients:
         raw = synthesize_slide(rng=site_rng(plan.seed, plan.name, "patient", p.index, "slide"), z_tumour=p.z_tumour,
@@ -180,10 +180,10 @@ def test_stain_shift_identity_and_white_glass() -> None:
         shift_stain(img.astype(np.float32), haematoxylin_scale=1.0, eosin_scale=1.0, hue_deg=0.0)
 
 
-def test_same_seed_same_files_via_cli(site: tuple[SitePlan, Path], tmp_path: Path) -> None:
+def test_same_seed_same_files_via_cli(site: tuple[SitePlan, Path], cfg: DemoConfig, tmp_path: Path) -> None:
     plan, root = site
     cfg_yaml = tmp_path / "config.yaml"
-    cfg_yaml.write_text(yaml.safe_dump({"seed": SMALL_SEED, "demo": site_config().model_dump(mode="json")}))
+    cfg_yaml.write_text(yaml.safe_dump({"seed": SEED, "demo": cfg.model_dump(mode="json")}))
     again = tmp_path / "again"
     main(["demo", "external", "--config", str(cfg_yaml), "--out", str(again), "--workers", "2"])
     for rel in (site_plan.SLIDES_CSV, site_plan.CLINICAL_CSV, site_plan.EXPRESSION_TSV, site_plan.GROUND_TRUTH_TSV):
