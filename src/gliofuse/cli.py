@@ -77,6 +77,13 @@ def cmd_demo_generate(args: argparse.Namespace) -> None:
     generate_cohort_(seed=cfg.seed, cfg=cfg.demo, out_dir=Path(args.out))
 
 
+def cmd_demo_external(args: argparse.Namespace) -> None:
+    from gliofuse.demo.site_build import generate_external_site_
+
+    cfg = _cfg(args)
+    generate_external_site_(seed=cfg.seed, cfg=cfg.demo, out_dir=Path(args.out), workers=args.workers)
+
+
 def cmd_gdc_query(args: argparse.Namespace) -> None:
     from gliofuse.gdc.client import client_from_config
     from gliofuse.gdc.query import query_cohort_
@@ -441,6 +448,11 @@ def build_parser() -> argparse.ArgumentParser:
     g = group("demo", "embedded synthetic demo cohort")
     p = _add(g, "generate", cmd_demo_generate, "write the demo cohort in GDC layout")
     p.add_argument("--out", required=True, help="data root to write (slides/, rnaseq/, metadata/, labels/, truth/)")
+    p = _add(g, "external", cmd_demo_external, "write the demo's external site (demo.external): a cohort: sheet "
+             "input with DICOM/TIFF slides, a TPM matrix and its own clinical columns")
+    p.add_argument("--out", required=True, help="site folder to write (slides/, slides.csv, clinical.csv, "
+                   "expression_tpm.tsv, cohort.yaml, truth/)")
+    p.add_argument("--workers", type=int, default=None, help="slide processes (default: up to 4, one per CPU)")
 
     g = group("gdc", "TCGA acquisition from the NCI GDC")
     p = _add(g, "query", cmd_gdc_query, "query slides, STAR counts and cases; write metadata/*.json + manifest.tsv")

@@ -50,6 +50,37 @@ Task = StrEnum("Task", {name: name for name in TASK_NAMES})
 """The task names of ``training.tasks`` (:data:`gliofuse.tasks.TASK_NAMES`)."""
 
 
+class ExternalSiteConfig(_Section):
+    """The demo's external site (``gliofuse demo external``): patients of the same generative model from another
+    hospital, with domain shift (stain, scanner, slide formats, expression as a TPM matrix, own clinical columns)."""
+
+    name: str = Field("SITEB", pattern=r"^[A-Z][A-Z0-9]{1,15}$", description="Site name: patient ids are "
+                      "<name>-0001, ...; the cohort name of the written cohort.yaml.")
+    n_patients: int = Field(12, ge=4, le=500, description="Patients of the external site (one slide each).")
+    seed_offset: int = Field(1000, ge=1, description="Site seed = config seed + seed_offset (patients differ "
+                             "from the development demo's).")
+    frac_dicom: float = Field(0.5, ge=0, le=1, description="Fraction of slides written as DICOM WSI; the others "
+                              "are generic tiled TIFF.")
+    mpp: list[float] = Field([0.2428, 0.4856], min_length=1, description="Scanner resolutions (um/px), assigned "
+                             "to the slides in turn (another scanner than the demo's 0.25/0.5).")
+    haematoxylin_scale: float = Field(1.3, gt=0, le=3, description="Stain shift: haematoxylin optical density "
+                                      "factor (gliofuse.demo.stain).")
+    eosin_scale: float = Field(0.75, gt=0, le=3, description="Stain shift: eosin optical density factor.")
+    hue_deg: float = Field(-15.0, ge=-90, le=90, description="Stain shift: scanner hue rotation about the grey "
+                           "axis in OD space, degrees.")
+
+    expression_batch_sd: float = Field(0.25, ge=0, le=2, description="Site platform batch effect: sd of a "
+                                       "per-gene offset of log expression (natural log).")
+
+    @field_validator("mpp")
+    @classmethod
+    def _mpp_range(cls, v: list[float]) -> list[float]:
+        bad = [m for m in v if not 0.1 <= m <= 2.0]
+        if bad:
+            raise ValueError(f"mpp values must be 0.1-2.0 um/px, got {bad}")
+        return v
+
+
 class DemoConfig(_Section):
     """The embedded synthetic TCGA-like cohort (used when ``cohort: demo``)."""
 
@@ -60,6 +91,7 @@ class DemoConfig(_Section):
     slide_height_um: float = Field(800.0, gt=100, le=20000, description="Physical slide height in micrometres.")
     n_genes: int = Field(600, ge=50, le=70000, description="Genes per STAR counts file (plus the four N_* rows).")
     censoring_fraction: float = Field(0.35, ge=0, lt=1, description="Approximate fraction of censored patients.")
+    external: ExternalSiteConfig = ExternalSiteConfig()
 
 
 class GdcConfig(_Section):

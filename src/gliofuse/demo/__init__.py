@@ -11,4 +11,9 @@ Modules: ``latent`` (latent factors -> labels and survival), ``plan`` (ids and f
 (H&E slide synthesis), ``svs`` (Aperio SVS writer), ``expression`` (STAR - Counts files), ``gdc_records``
 (GDC ``/files`` and ``/cases`` JSON), ``clinical_tables`` (molecular and ground-truth TSV), ``resources``
 (shipped assets, see ``assets/README.md``), ``build`` (writes everything).
+
+External site (``gliofuse demo external``, ``demo.external``): ``site_plan`` (patients of another hospital from
+the same model), ``stain`` (H&E stain shift), ``slide_formats`` (generic tiled TIFF and DICOM WSI writers),
+``site_build`` (writes the site as a ``cohort: sheet`` input: slide sheet, clinical CSV with its own columns, TPM
+matrix, ``cohort.yaml``, ground truth).
 """

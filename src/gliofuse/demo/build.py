@@ -78,7 +78,8 @@ def _slide_job(args: tuple[PatientPlan, int, int, float, float, str]) -> tuple[s
     return write_slide_(p, k, seed=seed, width_um=w_um, height_um=h_um, data_root=Path(root))
 
 
-def _default_workers() -> int:
+def default_workers() -> int:
+    """Processes for slide synthesis: one per available CPU, at most 4."""
     try:
         n = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - non-Linux
@@ -86,7 +87,7 @@ def _default_workers() -> int:
     return max(1, min(4, n))
 
 
-def _mp_context() -> multiprocessing.context.BaseContext:
+def mp_context() -> multiprocessing.context.BaseContext:
     """``fork`` on Linux unless torch is loaded (forking its thread pools is unsafe), else ``spawn``.
 
     Workers only need numpy, scipy and Pillow; ``fork`` also works when the caller is a script without an
@@ -131,7 +132,7 @@ def generate_cohort_(*, seed: int, cfg: DemoConfig, out_dir: Path, progress: boo
     plan = plan_cohort(seed=seed, cfg=cfg)
     patients = {p.index: p for p in plan.patients}
     jobs = [(p, k) for p in plan.patients for k in range(len(p.slide_ids))]
-    n_workers = _default_workers() if workers is None else max(1, int(workers))
+    n_workers = default_workers() if workers is None else max(1, int(workers))
     log.info("demo cohort: %d patients, %d slides, %d RNA-seq files -> %s (%d worker(s))",
              len(plan.patients), len(jobs), len(plan.rna_files()), root, n_workers)
     _warn_stale(plan, root)
@@ -152,7 +153,7 @@ def generate_cohort_(*, seed: int, cfg: DemoConfig, out_dir: Path, progress: boo
         todo = list(range(len(jobs)))
         if n_workers > 1 and len(jobs) > 1:
             try:
-                with ProcessPoolExecutor(max_workers=n_workers, mp_context=_mp_context()) as pool:
+                with ProcessPoolExecutor(max_workers=n_workers, mp_context=mp_context()) as pool:
                     for i, res in zip(todo, pool.map(_slide_job, args), strict=False):
                         done(i, res)
             except BrokenProcessPool as exc:
@@ -184,7 +185,7 @@ def generate_cohort_(*, seed: int, cfg: DemoConfig, out_dir: Path, progress: boo
     write_text_atomic_(root / plan_mod.MOLECULAR_TSV, molecular_table_text(plan))
     write_text_atomic_(root / plan_mod.GENE_SETS_TSV, gene_sets_table_text(gene_model(cfg.n_genes)))
     truth = root / plan_mod.GROUND_TRUTH_TSV
-    write_text_atomic_(truth, ground_truth_text(plan))
+    write_text_atomic_(truth, ground_truth_text(plan.patients))
     prov: dict[str, Any] = provenance(
         config=cfg.model_dump(mode="json"), inputs={p.name: p for p in asset_paths()},
         extra={"seed": int(seed), "generator": "gliofuse.demo", "n_patients": len(plan.patients),

@@ -7,6 +7,9 @@ clinical-data export (Ceccarelli et al., Cell 2016); missing values are ``NA``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Protocol
+
 from gliofuse.demo.plan import CohortPlan, PatientPlan, rng_for
 from gliofuse.tasks import DAYS_PER_MONTH
 
@@ -19,6 +22,21 @@ GROUND_TRUTH_COLUMNS: tuple[str, ...] = (
     "patient_id", "z_tumour", "z_micro", "true_risk", "true_diagnosis", "true_grade", "time_days", "event",
 )
 NA = "NA"
+
+
+class TruthRecord(Protocol):
+    """What a ground-truth row needs of a patient (``PatientPlan`` and ``SitePatient`` have it)."""
+
+    patient_id: str
+    z_tumour: float
+    z_micro: float
+    true_diagnosis: int
+    true_grade: int
+    time_days: int
+    event: int
+
+    @property
+    def true_risk(self) -> float: ...
 
 
 def molecular_row(p: PatientPlan, seed: int) -> dict[str, str]:
@@ -57,10 +75,11 @@ def molecular_table_text(plan: CohortPlan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def ground_truth_text(plan: CohortPlan) -> str:
-    """``truth/ground_truth.tsv`` content: latent factors, true risk, true labels and observed survival."""
+def ground_truth_text(patients: Iterable[TruthRecord]) -> str:
+    """``truth/ground_truth.tsv`` content: latent factors, true risk, true labels and observed survival, one row
+    per patient sorted by patient id (the development demo's ``plan.patients`` or an external site's)."""
     lines = ["\t".join(GROUND_TRUTH_COLUMNS)]
-    for p in sorted(plan.patients, key=lambda q: q.patient_id):
+    for p in sorted(patients, key=lambda q: q.patient_id):
         lines.append(f"{p.patient_id}\t{p.z_tumour:.6f}\t{p.z_micro:.6f}\t{p.true_risk:.6f}\t"
                      f"{p.true_diagnosis}\t{p.true_grade}\t{p.time_days}\t{p.event}")
     return "\n".join(lines) + "\n"

@@ -183,6 +183,20 @@ def log_expression(model: GeneModel, rng: np.random.Generator, *, z_tumour: floa
     return x
 
 
+def sample_read_counts(model: GeneModel, rng: np.random.Generator, log_expr: np.ndarray) -> np.ndarray:
+    """Unstranded read counts (G,) int64: Poisson draws of ~2000 reads per gene on average (library size
+    varies x0.6-1.4), proportional to abundance x gene length."""
+    rel = np.exp(log_expr) * model.length_bp / 1000.0
+    assigned = 2000.0 * model.length_bp.size * rng.uniform(0.6, 1.4)
+    return rng.poisson(rel / rel.sum() * assigned).astype(np.int64)
+
+
+def tpm_of_counts(model: GeneModel, counts: np.ndarray) -> np.ndarray:
+    """TPM (G,) float64 of read ``counts`` (G,): counts per base of gene length, scaled to sum to 1e6."""
+    rate = counts.astype(np.float64) / model.length_bp
+    return rate / max(rate.sum(), 1e-12) * 1e6
+
+
 def simulate_star_counts(model: GeneModel, rng: np.random.Generator, log_expr: np.ndarray) -> str:
     """Sample read counts for ``log_expr`` and render the STAR - Counts file text.
 
@@ -191,10 +205,7 @@ def simulate_star_counts(model: GeneModel, rng: np.random.Generator, log_expr: n
     gene lengths (FPKM: per million protein-coding reads; FPKM-UQ: per 75th percentile of protein-coding
     gene counts). Returns the whole file as text (line 1 ``# gene-model: GENCODE v36``).
     """
-    g = model.length_bp.size
-    rel = np.exp(log_expr) * model.length_bp / 1000.0
-    assigned = 2000.0 * g * rng.uniform(0.6, 1.4)
-    unstranded = rng.poisson(rel / rel.sum() * assigned).astype(np.int64)
+    unstranded = sample_read_counts(model, rng, log_expr)
     first = rng.binomial(unstranded, 0.5)
     second = rng.binomial(unstranded, 0.5)
     total_reads = unstranded.sum() / rng.uniform(0.55, 0.7)
@@ -209,8 +220,7 @@ def simulate_star_counts(model: GeneModel, rng: np.random.Generator, log_expr: n
         "N_ambiguous": (n_ambig, int(n_ambig * rng.uniform(0.2, 0.35)), int(n_ambig * rng.uniform(0.2, 0.35))),
     }
     c = unstranded.astype(np.float64)
-    rate = c / model.length_bp
-    tpm = rate / max(rate.sum(), 1e-12) * 1e6
+    tpm = tpm_of_counts(model, unstranded)
     pc = model.gene_type == "protein_coding"
     n_pc = max(float(c[pc].sum()), 1.0)
     uq = max(float(np.percentile(c[pc], 75)), 1.0)

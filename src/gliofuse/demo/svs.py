@@ -27,12 +27,14 @@ def aperio_description(*, width: int, height: int, app_mag: float | None, mpp: f
 
 def write_aperio_svs_(path: str | os.PathLike[str], rgb: np.ndarray, *, mpp: float | None,
                       app_mag: float | None, tile: int = 256, quality: int = 80,
-                      min_level_px: int = 512, downsample: int = 4) -> None:
+                      min_level_px: int = 512, downsample: int = 4, thumbnail_px: int | None = None) -> None:
     """Write ``rgb`` (H, W, 3) uint8 as a tiled JPEG pyramidal SVS, atomically.
 
     Level 0 carries the Aperio ImageDescription (``AppMag``, ``MPP``); further levels are
     ``downsample``-fold reductions (Aperio uses 4) written as reduced-resolution subfiles until
-    the long side drops below ``min_level_px``.
+    the long side drops below ``min_level_px``. ``thumbnail_px``: Aperio scanner layout, as
+    opentile/wsidicomizer (tifffile) expect: a stripped thumbnail (long side ``thumbnail_px``) as the second
+    page and the reductions with NewSubfileType 0; None: no thumbnail, reductions marked reduced-resolution.
     """
     import tifffile
 
@@ -47,10 +49,23 @@ def write_aperio_svs_(path: str | os.PathLike[str], rgb: np.ndarray, *, mpp: flo
         lh, lw = levels[-1].shape[:2]
         img = img.resize((lw // downsample, lh // downsample), Image.Resampling.BOX)
         levels.append(np.asarray(img))
+
+    def level_desc(a: np.ndarray) -> str | None:  # Aperio layout: every page names its size
+        if thumbnail_px is None:
+            return None
+        return f"Aperio Image Library v12.0.15 \r\n{w}x{h} -> {a.shape[1]}x{a.shape[0]} JPEG/RGB Q={quality}"
+
     with atomic_path(path) as tmp, tifffile.TiffWriter(tmp, bigtiff=False) as tw:
         for i, lvl in enumerate(levels):
             tw.write(
                 lvl, tile=(tile, tile), compression="jpeg", compressionargs={"level": quality},
-                photometric="rgb", description=desc if i == 0 else None, metadata=None,
-                subfiletype=0 if i == 0 else 1,
+                photometric="rgb", description=desc if i == 0 else level_desc(lvl), metadata=None,
+                subfiletype=0 if i == 0 or thumbnail_px is not None else 1,
             )
+            if i == 0 and thumbnail_px is not None:
+                scale = thumbnail_px / max(h, w)
+                thumb = Image.fromarray(levels[-1]).resize((max(1, round(w * scale)), max(1, round(h * scale))),
+                                                           Image.Resampling.BOX)
+                tw.write(np.asarray(thumb), compression="jpeg", compressionargs={"level": quality},
+                         photometric="rgb", description=level_desc(np.asarray(thumb)), metadata=None,
+                         subfiletype=0)

@@ -13,9 +13,10 @@ import numpy as np
 import openslide
 import pytest
 from PIL import Image
-from slide_formats import slide_pixels, write_dicom_wsi_, write_generic_tiff_
+from slide_formats import slide_pixels
 
 from gliofuse.config import WsiConfig
+from gliofuse.demo.slide_formats import write_dicom_wsi_, write_generic_tiff_
 from gliofuse.wsi import CoordsFile, read_coords_h5
 from gliofuse.wsi.jpeg_tiles import JpegTileSlide, supports_raw_tiles
 from gliofuse.wsi.patch import REASON_MISSING_MPP, patch_slide_
