@@ -177,10 +177,11 @@ def cmd_data_splits(args: argparse.Namespace) -> None:
                         max_fraction=cfg.data.max_failed_slide_fraction)
     table = cohort_table(labels=labels, slide_status_paths=[Path(p) for p in args.slide_status],
                          omics_patients=omics_patients, feature_status_paths=feature_status)
+    if len(args.out_folds) != cfg.data.n_fold_ids:
+        raise ConfigError(f"--out-folds names {len(args.out_folds)} files but data.n_folds x data.n_repeats = "
+                          f"{cfg.data.n_folds} x {cfg.data.n_repeats} = {cfg.data.n_fold_ids}.")
     splits = make_splits(cohort_members(table), n_folds=cfg.data.n_folds, val_fraction=cfg.data.val_fraction,
-                         stratify_by=cfg.data.stratify_by, seed=cfg.seed)
-    if len(args.out_folds) != cfg.data.n_folds:
-        raise ConfigError(f"--out-folds names {len(args.out_folds)} files but data.n_folds = {cfg.data.n_folds}.")
+                         stratify_by=cfg.data.stratify_by, seed=cfg.seed, n_repeats=cfg.data.n_repeats)
     write_table_(Path(args.out_cohort), table,
                  prov=provenance(config=_section(cfg, "data"), inputs={"labels": args.labels, "omics": args.omics}))
     write_splits_(splits, out_paths=[Path(p) for p in args.out_folds])
@@ -415,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--feature-status", nargs="*", default=None,
                    help="features status JSONs: slides whose extraction failed are left out (default: not checked)")
     p.add_argument("--out-cohort", required=True)
-    p.add_argument("--out-folds", nargs="+", required=True, help="fold_<k>.json paths, in fold order")
+    p.add_argument("--out-folds", nargs="+", required=True, help="fold_<i>.json paths, in global fold order (n_folds x n_repeats)")
 
     g = group("train", "model training")
     p = _add(g, "fold", cmd_train_fold, "train one model on one task and fold")
