@@ -204,11 +204,23 @@ def cmd_evaluate_model(args: argparse.Namespace) -> None:
     ev = cfg.evaluation
     evaluate_model_(prediction_paths=[Path(p) for p in args.predictions], model=args.model, task=args.task,
                     n_bootstrap=ev.n_bootstrap, seed=cfg.seed, time_quantiles=ev.time_quantiles, n_times=ev.n_times,
-                    out_predictions=Path(args.out_predictions), out_metrics=Path(args.out_metrics))
+                    out_predictions=Path(args.out_predictions), out_metrics=Path(args.out_metrics),
+                    fold_repeats=_fold_repeats(args.splits))
+
+
+def _fold_repeats(split_paths: list[str] | None) -> dict[int, int] | None:
+    """``{fold id: repeat}`` from the split files (checked as one repeated CV); None without any."""
+    from gliofuse.data.splits import check_repeats, read_split_
+
+    if not split_paths:
+        return None
+    splits = [read_split_(Path(p)) for p in split_paths]
+    check_repeats(splits, source=f"--splits ({len(splits)} files, first {split_paths[0]})")
+    return {s.fold: s.repeat for s in splits}
 
 
 def cmd_evaluate_summary(args: argparse.Namespace) -> None:
-    from gliofuse.evaluation.evaluate import summarise_
+    from gliofuse.evaluation.summary import summarise_
 
     summarise_(metrics_paths=[Path(p) for p in args.metrics], out_summary=Path(args.out))
 
@@ -434,6 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--task", required=True)
     p.add_argument("--predictions", nargs="+", required=True)
+    p.add_argument("--splits", nargs="*", default=None,
+                   help="every fold_<i>.json of the cross-validation: maps fold ids to repeats (data.n_repeats > 1); "
+                        "none: every fold is repeat 0")
     p.add_argument("--out-predictions", required=True)
     p.add_argument("--out-metrics", required=True)
     p = _add(g, "summary", cmd_evaluate_summary, "one summary table over models and tasks", config=False)

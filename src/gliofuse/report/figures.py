@@ -21,8 +21,9 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from gliofuse.errors import InputDataError
-from gliofuse.evaluation.evaluate import SUMMARY_COLUMNS, prob_columns
+from gliofuse.evaluation.evaluate import prob_columns
 from gliofuse.evaluation.metrics import logrank_p
+from gliofuse.evaluation.summary import SUMMARY_COLUMNS
 from gliofuse.evaluation.survival import median_risk_groups
 from gliofuse.io import read_table_
 from gliofuse.report.style import DEFAULT_DPI, figure_style, save_figure

@@ -20,9 +20,9 @@ from gliofuse.evaluation.evaluate import (
     CLASSIFICATION_METRICS,
     LOWER_IS_BETTER,
     P_VALUE_METRICS,
-    SUMMARY_COLUMNS,
     SURVIVAL_METRICS,
 )
+from gliofuse.evaluation.summary import SUMMARY_COLUMNS
 from gliofuse.evaluation.truth import TRUE_RISK_COLUMN
 from gliofuse.io import read_table_, sidecar_path, write_text_atomic_
 from gliofuse.report.forest import format_p
