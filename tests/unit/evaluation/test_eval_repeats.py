@@ -177,3 +177,29 @@ def test_duplicate_patient_within_a_repeat_is_rejected(tmp_path: Path) -> None:
                   "repeat": [0, 0, 1], "time_days": 1.0, "event": 1, "risk": 0.0}).to_csv(path, sep="\t", index=False)
     with pytest.raises(InputDataError, match="duplicate patient\\(s\\) \\['a'\\] within one repeat"):
         read_oof_(path)
+
+
+def test_cli_maps_folds_to_repeats_with_the_split_files(tmp_path: Path) -> None:
+    from gliofuse.cli import main
+    from gliofuse.data.splits import Split, write_splits_
+
+    paths = _fold_tables(tmp_path / "training", "survival")
+    splits = []
+    for fold, path in enumerate(paths):
+        df = pd.read_csv(path, sep="\t", dtype={"patient_id": str})
+        part = {s: tuple(sorted(df.loc[df["split"] == s, "patient_id"])) for s in ("train", "test")}
+        splits.append(Split(fold=fold, n_folds=K, seed=3, stratify_by="none", val=(), **part,
+                            repeat=fold // K, n_repeats=R, repeat_seed=None if fold < K else 77))
+    split_paths = [tmp_path / "splits" / f"fold_{i}.json" for i in range(K * R)]
+    write_splits_(splits, out_paths=split_paths)
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("seed: 3\nevaluation: {n_bootstrap: 20}\n")
+    out = tmp_path / "evaluation"
+    args = ["evaluate", "model", "--config", str(cfg), "--model", "m1", "--task", "survival",
+            "--predictions", *map(str, paths), "--out-predictions", str(out / "oof.tsv"),
+            "--out-metrics", str(out / "metrics.tsv")]
+    assert main([*args, "--splits", *map(str, split_paths)]) == 0
+    oof = pd.read_csv(out / "oof.tsv", sep="\t")
+    assert (oof["repeat"] == oof["fold"] // K).all()
+    assert main([*args, "--splits", *map(str, split_paths[:-1])]) == 1  # an incomplete repeat is named
+    assert main(args) == 1  # without the split files the repeats' test sets overlap
