@@ -212,7 +212,8 @@ def summary_markdown(*, title: str, summary: pd.DataFrame, comparisons: pd.DataF
         ("All values are computed from the pooled out-of-fold (test) predictions of the cross-validation. "
          f"Confidence intervals: percentile bootstrap over patients ({boot}resamples). Differences (Δ) and p-values: "
          "paired bootstrap on the same patients against the reference model (two-sided; Holm-adjusted over the "
-         "models of one task and metric), and a paired t-test over the per-fold differences." + repeats_note),
+         "models of one task and metric), and a "
+         + ("corrected resampled" if n_rep > 1 else "paired") + " t-test over the per-fold differences." + repeats_note),
         "",
         "## Main results",
         "",
