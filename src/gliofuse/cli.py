@@ -241,10 +241,11 @@ def cmd_data_splits(args: argparse.Namespace) -> None:
     patients = slide_patients(read_slide_sheet_(args.slides, check_files=False))
     table = cohort_table(labels=labels, slide_status_paths=[Path(p) for p in args.slide_status],
                          omics_patients=omics_patients, slide_patients=patients, feature_status_paths=feature_status)
+    if len(args.out_folds) != cfg.data.n_fold_ids:
+        raise ConfigError(f"--out-folds names {len(args.out_folds)} files but data.n_folds x data.n_repeats = "
+                          f"{cfg.data.n_folds} x {cfg.data.n_repeats} = {cfg.data.n_fold_ids}.")
     splits = make_splits(cohort_members(table), n_folds=cfg.data.n_folds, val_fraction=cfg.data.val_fraction,
-                         stratify_by=cfg.data.stratify_by, seed=cfg.seed)
-    if len(args.out_folds) != cfg.data.n_folds:
-        raise ConfigError(f"--out-folds names {len(args.out_folds)} files but data.n_folds = {cfg.data.n_folds}.")
+                         stratify_by=cfg.data.stratify_by, seed=cfg.seed, n_repeats=cfg.data.n_repeats)
     write_table_(Path(args.out_cohort), table,
                  prov=provenance(config=_section(cfg, "data"), inputs={"labels": args.labels, "omics": args.omics}))
     write_splits_(splits, out_paths=[Path(p) for p in args.out_folds])
@@ -267,11 +268,23 @@ def cmd_evaluate_model(args: argparse.Namespace) -> None:
     ev = cfg.evaluation
     evaluate_model_(prediction_paths=[Path(p) for p in args.predictions], model=args.model, task=args.task,
                     n_bootstrap=ev.n_bootstrap, seed=cfg.seed, time_quantiles=ev.time_quantiles, n_times=ev.n_times,
-                    out_predictions=Path(args.out_predictions), out_metrics=Path(args.out_metrics))
+                    out_predictions=Path(args.out_predictions), out_metrics=Path(args.out_metrics),
+                    fold_repeats=_fold_repeats(args.splits))
+
+
+def _fold_repeats(split_paths: list[str] | None) -> dict[int, int] | None:
+    """``{fold id: repeat}`` from the split files (checked as one repeated CV); None without any."""
+    from gliofuse.data.splits import check_repeats, read_split_
+
+    if not split_paths:
+        return None
+    splits = [read_split_(Path(p)) for p in split_paths]
+    check_repeats(splits, source=f"--splits ({len(splits)} files, first {split_paths[0]})")
+    return {s.fold: s.repeat for s in splits}
 
 
 def cmd_evaluate_summary(args: argparse.Namespace) -> None:
-    from gliofuse.evaluation.evaluate import summarise_
+    from gliofuse.evaluation.summary import summarise_
 
     summarise_(metrics_paths=[Path(p) for p in args.metrics], out_summary=Path(args.out))
 
@@ -544,7 +557,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--feature-status", nargs="*", default=None,
                    help="features status JSONs: slides whose extraction failed are left out (default: not checked)")
     p.add_argument("--out-cohort", required=True)
-    p.add_argument("--out-folds", nargs="+", required=True, help="fold_<k>.json paths, in fold order")
+    p.add_argument("--out-folds", nargs="+", required=True, help="fold_<i>.json paths, in global fold order (n_folds x n_repeats)")
 
     g = group("train", "model training")
     p = _add(g, "fold", cmd_train_fold, "train one model on one task and fold")
@@ -585,6 +598,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--task", required=True)
     p.add_argument("--predictions", nargs="+", required=True)
+    p.add_argument("--splits", nargs="*", default=None,
+                   help="every fold_<i>.json of the cross-validation: maps fold ids to repeats (data.n_repeats > 1); "
+                        "none: every fold is repeat 0")
     p.add_argument("--out-predictions", required=True)
     p.add_argument("--out-metrics", required=True)
     p = _add(g, "summary", cmd_evaluate_summary, "one summary table over models and tasks", config=False)

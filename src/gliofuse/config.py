@@ -296,12 +296,22 @@ class DataConfig(_Section):
     """Patient-level cross-validation splits."""
 
     n_folds: int = Field(5, ge=2, le=20, description="Number of cross-validation folds.")
+    n_repeats: int = Field(
+        1, ge=1, le=20, description="Repeats of the k-fold cross-validation, each with its own patient partition "
+        "(repeat 0 uses `seed`, repeat j a seed derived from it, saved in the split files). r > 1 trains r x the "
+        "fold jobs (fold ids 0 .. n_folds * n_repeats - 1); metrics are pooled within each repeat and reported as "
+        "mean +/- sd over the repeats. 1: the plain k-fold cross-validation.")
     val_fraction: float = Field(0.15, ge=0, lt=0.5, description="Fraction of each training fold held out for early stopping.")
     stratify_by: str = Field("diagnosis", pattern="^(diagnosis|grade|event|none)$", description="Label to stratify folds by.")
     max_failed_slide_fraction: float = Field(
         0.2, ge=0, le=1, description="Stop at data_splits (naming the slides) when more than this fraction of the "
         "slides failed: unreadable in wsi_patch or too many unreadable patches in features_extract. Fewer are "
         "left out of the cohort and listed in results/qc/slides.tsv.")
+
+    @property
+    def n_fold_ids(self) -> int:
+        """Number of split files and fold jobs per model and task: ``n_folds * n_repeats``."""
+        return self.n_folds * self.n_repeats
 
 
 class OptimConfig(_Section):

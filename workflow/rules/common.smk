@@ -25,7 +25,7 @@ ENCODER = re.sub(r"[^A-Za-z0-9_.-]+", "-", CFG.features.encoder)
 MODELS = list(CFG.training.models)
 TASKS = [t.value for t in CFG.training.tasks]
 JOBS = CFG.training.jobs()  # (model, task) pairs: each model's tasks (training.model_training.<m>.tasks or tasks)
-FOLDS = list(range(CFG.data.n_folds))
+FOLDS = list(range(CFG.data.n_fold_ids))  # global fold ids: repeat j holds j*n_folds .. (j+1)*n_folds-1
 GPU_FEATURES = 1 if CFG.features.device.startswith("cuda") else 0
 GPU_TRAINING = 1 if CFG.training.device.startswith("cuda") else 0
 

@@ -6,6 +6,8 @@ rule evaluate_model:
     input:
         cfg=cfg_path("evaluation"),
         predictions=get_fold_predictions,
+        # fold id -> repeat of a repeated cross-validation (data.n_repeats)
+        splits=expand(SPLIT, fold=FOLDS),
     output:
         oof=OOF,
         metrics=METRICS,
@@ -17,7 +19,7 @@ rule evaluate_model:
         "../../envs/stats.yaml"
     shell:
         "gliofuse evaluate model --config {input.cfg} --model {wildcards.model} --task {wildcards.task}"
-        " --predictions {input.predictions} --out-predictions {output.oof}"
+        " --predictions {input.predictions} --splits {input.splits} --out-predictions {output.oof}"
         " --out-metrics {output.metrics} > {log} 2>&1"
 
 

@@ -22,6 +22,14 @@ from gliofuse.evaluation.bootstrap import paired_bootstrap
 from gliofuse.evaluation.cards import read_cards_, read_training_cards_
 from gliofuse.evaluation.evaluate import prob_columns
 from gliofuse.evaluation.metrics import classification_metrics, concordance_index
+from gliofuse.evaluation.repeats import (
+    REPEAT_COLUMN,
+    corrected_resampled_ttest,
+    first_repeat,
+    n_repeats_of,
+    repeat_blocks,
+    repeat_mean_statistic,
+)
 from gliofuse.evaluation.truth import add_true_risk_column, read_true_risk_
 from gliofuse.io import provenance, read_table_, sidecar_path, write_table_
 from gliofuse.tasks import task_kind
@@ -75,9 +83,11 @@ def read_oof_(path: Path) -> pd.DataFrame:
     if missing or (task_kind(task) == "classification" and len(prob_columns(df)) < 2):
         raise InputDataError(f"out-of-fold prediction table {path} lacks column(s) {missing or ['prob_<class>']} "
                              f"for task {task!r}.")
-    dup = df["patient_id"][df["patient_id"].duplicated()].tolist()
+    key = df[[c for c in (REPEAT_COLUMN, "patient_id") if c in df.columns]]
+    dup = df["patient_id"][key.duplicated()].tolist()
     if dup:
-        raise InputDataError(f"out-of-fold prediction table {path}: duplicate patient(s) {dup[:5]}.")
+        raise InputDataError(f"out-of-fold prediction table {path}: duplicate patient(s) {dup[:5]}"
+                             f"{' within one repeat' if REPEAT_COLUMN in df.columns else ''}.")
     return df
 
 
@@ -99,11 +109,9 @@ def holm(p_values: Sequence[float]) -> list[float]:
     return out.tolist()
 
 
-def _fold_test(model_df: pd.DataFrame, ref_df: pd.DataFrame, task: str,
-               metric: str) -> tuple[int, float, float, float]:
-    """Per-fold metric differences on the same folds: (n folds, mean, sd, paired t-test p)."""
-    from scipy.stats import ttest_rel
-
+def _fold_values(model_df: pd.DataFrame, ref_df: pd.DataFrame, task: str,
+                 metric: str) -> tuple[list[float], list[float]]:
+    """The metric of both models on each fold (the same folds) where both are defined."""
     stat = _stat_fn(task)
     a_vals, b_vals = [], []
     for fold in sorted(set(model_df["fold"])):
@@ -116,47 +124,80 @@ def _fold_test(model_df: pd.DataFrame, ref_df: pd.DataFrame, task: str,
         if np.isfinite(va) and np.isfinite(vb):
             a_vals.append(va)
             b_vals.append(vb)
+    return a_vals, b_vals
+
+
+def _fold_test(model_df: pd.DataFrame, ref_df: pd.DataFrame, task: str, metric: str, *,
+               n_repeats: int = 1) -> tuple[int, float, float, float]:
+    """Per-fold metric differences on the same folds: (n folds, mean, sd, p).
+
+    One repeat: the paired t-test over the k folds. r > 1 repeats: the corrected resampled t-test over the
+    k x r folds (:func:`gliofuse.evaluation.repeats.corrected_resampled_ttest`, n_test / n_train = 1 / (k - 1)).
+    """
+    from scipy.stats import ttest_rel
+
+    a_vals, b_vals = _fold_values(model_df, ref_df, task, metric)
     d = np.asarray(a_vals) - np.asarray(b_vals)
     if d.size == 0:
         return 0, math.nan, math.nan, math.nan
     sd = float(d.std(ddof=1)) if d.size > 1 else math.nan
     p = math.nan
-    if d.size > 1 and np.ptp(d) > 0:
+    if n_repeats > 1:
+        k = model_df["fold"].nunique() / n_repeats
+        p = corrected_resampled_ttest(d, test_train_ratio=1.0 / (k - 1)) if k > 1 else math.nan
+    elif d.size > 1 and np.ptp(d) > 0:
         p = float(ttest_rel(a_vals, b_vals).pvalue)
     elif d.size > 1:
         p = 1.0 if d[0] == 0 else math.nan
     return int(d.size), float(d.mean()), sd, p
 
 
+def _aligned(model_df: pd.DataFrame, ref_df: pd.DataFrame, *, task: str, model: str,
+             reference: str) -> tuple[list[pd.DataFrame], list[pd.DataFrame]]:
+    """Both models' rows per repeat on their shared patients, in one patient order (one block per repeat)."""
+    what = f"{task}: {model} vs {reference}"
+    if n_repeats_of(model_df) != n_repeats_of(ref_df):
+        raise InputDataError(f"{what}: {n_repeats_of(model_df)} vs {n_repeats_of(ref_df)} cross-validation repeats; "
+                             "evaluate both on the same split files.")
+    a0, b0 = first_repeat(model_df), first_repeat(ref_df)
+    common = sorted(set(a0["patient_id"]) & set(b0["patient_id"]))
+    if len(common) < len(a0) or len(common) < len(b0):
+        logger.warning("%s: %s and %s share %d patients (%d and %d in their tables); compared on the shared ones",
+                       task, model, reference, len(common), len(a0), len(b0))
+    return (repeat_blocks(model_df, what=f"{what} ({model})", patients=common),
+            repeat_blocks(ref_df, what=f"{what} ({reference})", patients=common))
+
+
 def _compare_pair(model_df: pd.DataFrame, ref_df: pd.DataFrame, *, task: str, model: str, reference: str,
                   kind: str, n_bootstrap: int, seed: int) -> list[dict[str, Any]]:
-    common = sorted(set(model_df["patient_id"]) & set(ref_df["patient_id"]))
-    if len(common) < len(model_df) or len(common) < len(ref_df):
-        logger.warning("%s: %s and %s share %d patients (%d and %d in their tables); compared on the shared ones",
-                       task, model, reference, len(common), len(model_df), len(ref_df))
-    a = model_df.set_index("patient_id").loc[common].reset_index()
-    b = ref_df.set_index("patient_id").loc[common].reset_index()
-    same_folds = bool((a["fold"].to_numpy() == b["fold"].to_numpy()).all())
+    blocks_a, blocks_b = _aligned(model_df, ref_df, task=task, model=model, reference=reference)
+    n_rep = len(blocks_a)
+    same_folds = all(bool((a["fold"].to_numpy() == b["fold"].to_numpy()).all())
+                     for a, b in zip(blocks_a, blocks_b, strict=True))
     if not same_folds:
         logger.warning("%s: %s and %s put some patients in different folds; no per-fold test", task, model, reference)
     self_compare = model == reference
-    res = paired_bootstrap(_stat_fn(task), _arrays(a, task), _arrays(b, task), n_bootstrap=n_bootstrap, seed=seed)
+    arrays_a = [x for blk in blocks_a for x in _arrays(blk, task)]
+    arrays_b = [x for blk in blocks_b for x in _arrays(blk, task)]
+    stat = _stat_fn(task) if n_rep == 1 else repeat_mean_statistic(_stat_fn(task), len(arrays_a) // n_rep, n_rep)
+    res = paired_bootstrap(stat, arrays_a, arrays_b, n_bootstrap=n_bootstrap, seed=seed)
+    a, b = pd.concat(blocks_a, ignore_index=True), pd.concat(blocks_b, ignore_index=True)
     rows = []
     for metric in COMPARISON_METRICS[task_kind(task)]:
         r = res.get(metric)
         if r is None:
             continue
-        n_folds, fmean, fsd, pf = (_fold_test(a, b, task, metric) if same_folds and not self_compare
+        n_folds, fmean, fsd, pf = (_fold_test(a, b, task, metric, n_repeats=n_rep) if same_folds and not self_compare
                                    else (a["fold"].nunique(), math.nan, math.nan, math.nan))
         rows.append({
             "task": task, "metric": metric, "model": model, "reference": reference, "kind": kind,
-            "n_patients": len(common), "value": r.value, "value_ci_low": r.value_ci[0], "value_ci_high": r.value_ci[1],
-            "reference_value": r.reference_value,
+            "n_patients": len(blocks_a[0]), "value": r.value, "value_ci_low": r.value_ci[0],
+            "value_ci_high": r.value_ci[1], "reference_value": r.reference_value,
             "diff": math.nan if self_compare else r.diff,
             "diff_ci_low": math.nan if self_compare else r.diff_ci[0],
             "diff_ci_high": math.nan if self_compare else r.diff_ci[1],
             "p_value": math.nan if self_compare else r.p_value, "p_holm": math.nan,
-            "n_folds": n_folds, "fold_diff_mean": fmean, "fold_diff_sd": fsd, "p_folds": pf,
+            "n_folds": n_folds, "fold_diff_mean": fmean, "fold_diff_sd": fsd, "p_folds": pf, "n_repeats": n_rep,
         })
     return rows
 
@@ -214,8 +255,10 @@ def compare_models(oofs: Mapping[tuple[str, str], pd.DataFrame], *, reference: s
                 continue
             abl += _compare_pair(oofs[(model, task)], oofs[(full, task)], task=task, model=model, reference=str(full),
                                  kind=KIND_ABLATION, n_bootstrap=n_bootstrap, seed=seed)
-    comp = pd.DataFrame(rows, columns=list(COMPARISON_COLUMNS))
-    ablation = pd.DataFrame(abl, columns=list(COMPARISON_COLUMNS))
+    repeated = any(r["n_repeats"] > 1 for r in [*rows, *abl])
+    columns = [*COMPARISON_COLUMNS, *(["n_repeats"] if repeated else [])]
+    comp = pd.DataFrame(rows, columns=columns)
+    ablation = pd.DataFrame(abl, columns=columns)
     for df in (comp, ablation):
         for idx in df.groupby(["task", "metric", "reference"], sort=False).groups.values():
             df.loc[idx, "p_holm"] = holm(df.loc[idx, "p_value"].tolist())

@@ -1,14 +1,13 @@
-"""Fold prediction tables -> out-of-fold predictions, metrics and the cross-model summary.
+"""Fold prediction tables -> out-of-fold predictions and metrics (the cross-model summary: :mod:`.summary`).
 
-Contracts: reads §8 ``predictions.tsv`` files, writes §9 ``predictions_oof.tsv``,
-``metrics.tsv`` and ``summary.tsv``. Works from tables only, so external predictions in the
-same format can be scored too.
+Contracts: reads §8 ``predictions.tsv`` files, writes §9 ``predictions_oof.tsv`` and ``metrics.tsv``.
+Works from tables only, so external predictions in the same format can be scored too.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,15 @@ from gliofuse.evaluation.metrics import (
     logrank_p,
     time_dependent_auc,
     uno_concordance_index,
+)
+from gliofuse.evaluation.repeats import (
+    REPEAT_COLUMN,
+    first_repeat,
+    n_repeats_of,
+    repeat_blocks,
+    repeat_label,
+    repeat_mean_statistic,
+    repeats_of,
 )
 from gliofuse.evaluation.survival import (
     breslow_survival,
@@ -45,7 +53,6 @@ LOWER_IS_BETTER: frozenset[str] = frozenset({"ibs", "logrank_p"})
 #: metrics that are p-values (reports print them as p-values: ``<0.001``, not ``0.000``)
 P_VALUE_METRICS: frozenset[str] = frozenset({"logrank_p"})
 METRICS_COLUMNS: tuple[str, ...] = ("model", "task", "fold", "metric", "value", "ci_low", "ci_high")
-SUMMARY_COLUMNS: tuple[str, ...] = ("model", "task", "metric", "mean", "sd", "pooled", "ci_low", "ci_high")
 PROB_TOL = 1e-3
 
 
@@ -138,21 +145,34 @@ def read_folds_(prediction_paths: Sequence[Path], *, model: str, task: str) -> d
     return dict(sorted(folds.items()))
 
 
-def out_of_fold(folds: dict[int, pd.DataFrame], *, model: str, task: str) -> pd.DataFrame:
+def out_of_fold(folds: dict[int, pd.DataFrame], *, model: str, task: str,
+                fold_repeats: Mapping[int, int] | None = None) -> pd.DataFrame:
     """The ``test`` rows of all folds, sorted by fold then patient (contract §9 ``predictions_oof.tsv``).
+
+    ``fold_repeats``: ``{fold id: repeat}`` of a repeated cross-validation (from the split files); when it
+    names more than repeat 0, a ``repeat`` column follows ``fold`` and each patient appears once per repeat.
 
     Raises
     ------
     InputDataError
-        No test rows, or a patient in the test rows of two folds.
+        No test rows, a fold without a repeat in ``fold_repeats``, or a patient in the test rows of two folds
+        of one repeat.
     """
     oof = pd.concat([df[df["split"] == "test"] for df in folds.values()], ignore_index=True)
-    dup = oof["patient_id"][oof["patient_id"].duplicated()].tolist()
+    if oof.empty:
+        raise InputDataError(f"evaluate {model}/{task}: the prediction files have no test rows.")
+    if fold_repeats:
+        unknown = sorted(set(folds) - set(fold_repeats))
+        if unknown:
+            raise InputDataError(f"evaluate {model}/{task}: prediction tables of fold(s) {unknown[:6]} but no split "
+                                 "file names them (--splits); pass the split files of the same `data_splits` run.")
+        if any(fold_repeats[f] != 0 for f in folds):
+            oof.insert(list(oof.columns).index("fold") + 1, REPEAT_COLUMN, oof["fold"].map(fold_repeats).astype(int))
+    key = oof[[c for c in (REPEAT_COLUMN, "patient_id") if c in oof.columns]]
+    dup = oof["patient_id"][key.duplicated()].tolist()
     if dup:
         raise InputDataError(f"evaluate {model}/{task}: patient(s) in the test rows of several folds: {dup[:5]}. "
                              "The test sets of the folds must partition the cohort (rerun `data_splits`).")
-    if oof.empty:
-        raise InputDataError(f"evaluate {model}/{task}: the prediction files have no test rows.")
     return oof.sort_values(["fold", "patient_id"], kind="stable").reset_index(drop=True)
 
 
@@ -259,7 +279,7 @@ def _classification_rows(df: pd.DataFrame, *, pooled: bool, n_bootstrap: int,
 
 def evaluate_model_(*, prediction_paths: list[Path], model: str, task: str, n_bootstrap: int, seed: int,
                     out_predictions: Path, out_metrics: Path, time_quantiles: tuple[float, float] = (0.05, 0.8),
-                    n_times: int = 15) -> None:
+                    n_times: int = 15, fold_repeats: Mapping[int, int] | None = None) -> None:
     """Score one model on one task from its fold prediction tables.
 
     Writes ``out_predictions`` (the ``test`` rows of all folds, sorted by fold then patient) and
@@ -277,6 +297,12 @@ def evaluate_model_(*, prediction_paths: list[Path], model: str, task: str, n_bo
     Classification: ``auc_macro``, ``auc_micro``, ``average_precision``, ``balanced_accuracy``,
     ``f1_macro``, ``accuracy``.
 
+    Repeated cross-validation (``fold_repeats`` ``{fold id: repeat}`` naming r > 1 repeats): the out-of-fold
+    table gets a ``repeat`` column; rows are pooled within each repeat only (``fold = repeat_<j>`` rows, no CI),
+    and the ``pooled`` row is the mean of the r repeat values with the percentile CI of that mean over
+    patient-level bootstrap resamples (each resample draws the same patients in every repeat). The time grid
+    and the censoring distribution come from repeat 0 (every patient once).
+
     Raises
     ------
     InputDataError
@@ -285,29 +311,25 @@ def evaluate_model_(*, prediction_paths: list[Path], model: str, task: str, n_bo
     """
     paths = [Path(p) for p in prediction_paths]
     folds = read_folds_(paths, model=model, task=task)
-    oof = out_of_fold(folds, model=model, task=task)
-    records = []
+    oof = out_of_fold(folds, model=model, task=task, fold_repeats=fold_repeats)
     extra: dict[str, object] = {"model": model, "task": task}
+    score = _Scorer(task=task, seed=seed)
     if task_kind(task) == "survival":
-        times = time_grid(oof["time_days"].to_numpy(np.float64), quantiles=time_quantiles, n_times=n_times)
-        surv = survival_curves(folds, oof, times)
-        censoring = (oof["event"].to_numpy(), oof["time_days"].to_numpy(np.float64))
-        extra["times"] = [round(float(x), 3) for x in times]
-        for fold in folds:
-            sel = (oof["fold"] == fold).to_numpy()
-            if not sel.any():
-                continue
-            for name, value, lo, hi in _survival_rows(oof[sel], surv[sel], times, censoring, pooled=False,
-                                                      n_bootstrap=0, seed=seed):
-                records.append((model, task, str(int(fold)), name, value, lo, hi))
-        pooled_rows = _survival_rows(oof, surv, times, censoring, pooled=True, n_bootstrap=n_bootstrap, seed=seed)
+        base = first_repeat(oof)
+        score.times = time_grid(base["time_days"].to_numpy(np.float64), quantiles=time_quantiles, n_times=n_times)
+        score.surv = survival_curves(folds, oof, score.times)
+        score.censoring = (base["event"].to_numpy(), base["time_days"].to_numpy(np.float64))
+        extra["times"] = [round(float(x), 3) for x in score.times]
+    records = []
+    for fold in sorted(set(oof["fold"].astype(int))):
+        sel = (oof["fold"] == fold).to_numpy()
+        records += [(model, task, str(fold), *row) for row in score(oof, sel, n_bootstrap=0)]
+    if n_repeats_of(oof) == 1:
+        pooled_rows = score(oof, np.ones(len(oof), dtype=bool), n_bootstrap=n_bootstrap)
     else:
-        for fold, part in oof.groupby("fold", sort=True):
-            for name, value, lo, hi in _classification_rows(part, pooled=False, n_bootstrap=0, seed=seed):
-                records.append((model, task, str(int(fold)), name, value, lo, hi))
-        pooled_rows = _classification_rows(oof, pooled=True, n_bootstrap=n_bootstrap, seed=seed)
-    for name, value, lo, hi in pooled_rows:
-        records.append((model, task, "pooled", name, value, lo, hi))
+        repeat_rows, pooled_rows = score.repeated(oof, n_bootstrap=n_bootstrap)
+        records += [(model, task, *row) for row in repeat_rows]
+    records += [(model, task, "pooled", *row) for row in pooled_rows]
     metrics = pd.DataFrame(records, columns=list(METRICS_COLUMNS))
     prov = provenance(config={"n_bootstrap": n_bootstrap, "seed": seed, "time_quantiles": list(time_quantiles),
                               "n_times": n_times}, inputs={str(p): p for p in paths}, extra=extra)
@@ -319,35 +341,52 @@ def evaluate_model_(*, prediction_paths: list[Path], model: str, task: str, n_bo
                           pooled[["metric", "value", "ci_low", "ci_high"]].itertuples(index=False)))
 
 
-def summarise_(*, metrics_paths: list[Path], out_summary: Path) -> None:
-    """Combine ``metrics.tsv`` files of several models and tasks into ``summary.tsv`` (contract §9).
+class _Scorer:
+    """The metric rows of one task on a selection of out-of-fold rows (survival: with curves on a time grid)."""
 
-    One row per model, task and metric: ``mean`` and ``sd`` (ddof = 1) of the per-fold values
-    (NaN folds ignored), and the ``pooled`` value with its ``ci_low``/``ci_high``.
+    def __init__(self, *, task: str, seed: int) -> None:
+        self.survival = task_kind(task) == "survival"
+        self.seed = seed
+        self.times = np.zeros(0)
+        self.surv = np.zeros((0, 0))
+        self.censoring: tuple[np.ndarray, np.ndarray] = (np.zeros(0), np.zeros(0))
 
-    Raises
-    ------
-    InputDataError
-        A file lacks a contract column or has no per-fold rows.
-    """
-    frames = []
-    for path in metrics_paths:
-        df = read_table_(path, required=METRICS_COLUMNS, what="metrics table", dtype={"fold": str})
-        if not (df["fold"] != "pooled").any():
-            raise InputDataError(f"metrics table {path} has no per-fold rows (column 'fold').")
-        frames.append(df)
-    if not frames:
-        raise InputDataError("summarise: no metrics files given.")
-    allm = pd.concat(frames, ignore_index=True)
-    records = []
-    for (model, task, metric), g in allm.groupby(["model", "task", "metric"], sort=True):
-        per_fold = pd.to_numeric(g.loc[g["fold"] != "pooled", "value"], errors="coerce").dropna()
-        pooled = g[g["fold"] == "pooled"]
-        pv, lo, hi = (pooled[["value", "ci_low", "ci_high"]].iloc[0].astype(float).tolist()
-                      if len(pooled) else [float("nan")] * 3)
-        records.append((model, task, metric, float(per_fold.mean()) if len(per_fold) else float("nan"),
-                        float(per_fold.std(ddof=1)) if len(per_fold) > 1 else float("nan"), pv, lo, hi))
-    summary = pd.DataFrame(records, columns=list(SUMMARY_COLUMNS))
-    prov = provenance(config={}, inputs={str(p): p for p in metrics_paths})
-    write_table_(out_summary, summary, prov=prov)
-    logger.info("summary of %d model/task pairs -> %s", len(frames), out_summary)
+    def __call__(self, oof: pd.DataFrame, sel: np.ndarray, *, n_bootstrap: int) -> list[tuple[str, float, float, float]]:
+        """``(metric, value, ci_low, ci_high)`` on the rows ``sel``; a bootstrap CI when ``n_bootstrap`` > 0."""
+        pooled = n_bootstrap > 0
+        if self.survival:
+            return _survival_rows(oof[sel], self.surv[sel], self.times, self.censoring, pooled=pooled,
+                                  n_bootstrap=n_bootstrap, seed=self.seed)
+        return _classification_rows(oof[sel], pooled=pooled, n_bootstrap=n_bootstrap, seed=self.seed)
+
+    def _arrays(self, block: pd.DataFrame) -> list[np.ndarray]:
+        if self.survival:
+            return [block["event"].to_numpy(), block["time_days"].to_numpy(np.float64),
+                    block["risk"].to_numpy(np.float64), self.surv[block["_row"].to_numpy()]]
+        return [block["y_true"].to_numpy(), block[prob_columns(block)].to_numpy(np.float64)]
+
+    def _statistic(self) -> Callable[..., dict[str, float]]:
+        if self.survival:
+            return lambda e, t, r, s: survival_metrics(e, t, r, s, self.times, quiet=True)
+        return classification_metrics
+
+    def repeated(self, oof: pd.DataFrame, *, n_bootstrap: int) -> tuple[list[tuple], list[tuple[str, float, float, float]]]:
+        """Per-repeat rows ``(repeat_<j>, metric, value, nan, nan)`` and the pooled rows: the mean over the repeats
+        with the patient-level bootstrap CI of that mean."""
+        rep = repeats_of(oof)
+        per_repeat: dict[str, list[float]] = {}
+        repeat_rows: list[tuple] = []
+        for j in np.unique(rep):
+            for name, value, _, _ in self(oof, rep == j, n_bootstrap=0):
+                per_repeat.setdefault(name, []).append(value)
+                repeat_rows.append((repeat_label(int(j)), name, value, float("nan"), float("nan")))
+        blocks = repeat_blocks(oof.assign(_row=np.arange(len(oof))), what="out-of-fold predictions")
+        arrays = [a for block in blocks for a in self._arrays(block)]
+        stat = repeat_mean_statistic(self._statistic(), len(arrays) // len(blocks), len(blocks))
+        cis = bootstrap_cis(stat, arrays, n_bootstrap=n_bootstrap, seed=self.seed)
+        nan2 = (float("nan"), float("nan"))
+        pooled_rows = []
+        for name, values in per_repeat.items():
+            mean = float(np.mean(values))
+            pooled_rows.append((name, mean, *(cis.get(name, nan2) if np.isfinite(mean) else nan2)))
+        return repeat_rows, pooled_rows

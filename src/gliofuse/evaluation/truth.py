@@ -17,6 +17,7 @@ import pandas as pd
 
 from gliofuse.errors import InputDataError, NoComparablePairsError
 from gliofuse.evaluation.metrics import concordance_index
+from gliofuse.evaluation.repeats import repeats_of
 from gliofuse.io import read_table_
 from gliofuse.tasks import task_kind
 
@@ -68,7 +69,8 @@ def add_true_risk_column(table: pd.DataFrame, oofs: dict[tuple[str, str], pd.Dat
                          true_risk: pd.Series) -> pd.DataFrame:
     """Add ``c_index_true_risk`` to a comparison or ablation table: for each survival row, the
     concordance of the row's model's pooled out-of-fold ``risk`` with ``true_risk`` (patients without a
-    true risk are left out, with a warning); NaN for classification rows."""
+    true risk are left out, with a warning; a repeated CV: the mean over the repeats); NaN for classification
+    rows."""
     values = []
     for model, task in zip(table["model"], table["task"], strict=True):
         oof = oofs.get((str(model), str(task)))
@@ -79,9 +81,11 @@ def add_true_risk_column(table: pd.DataFrame, oofs: dict[tuple[str, str], pd.Dat
         if not known.all():
             logger.warning("%s/%s: %d patient(s) have no true risk; the true-risk C-index leaves them out",
                            model, task, int((~known).sum()))
-        part = oof[known]
-        values.append(true_risk_concordance(part["risk"].to_numpy(np.float64),
-                                            true_risk.loc[part["patient_id"]].to_numpy(np.float64)))
+        part, rep = oof[known], repeats_of(oof)[known.to_numpy()]
+        values.append(float(np.mean([  # a repeated CV: the mean over the repeats (one value per repeat)
+            true_risk_concordance(part["risk"].to_numpy(np.float64)[rep == j],
+                                  true_risk.loc[part["patient_id"][rep == j]].to_numpy(np.float64))
+            for j in np.unique(rep)])) if len(part) else float("nan"))
     out = table.copy()
     out[TRUE_RISK_COLUMN] = values
     return out

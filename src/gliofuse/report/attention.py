@@ -21,6 +21,7 @@ from PIL import Image
 
 from gliofuse.errors import InputDataError
 from gliofuse.evaluation.evaluate import prob_columns
+from gliofuse.evaluation.repeats import first_repeat
 from gliofuse.io import read_table_
 from gliofuse.report.style import DEFAULT_DPI, figure_style, save_figure
 from gliofuse.report.training import fold_of
@@ -193,6 +194,7 @@ def plot_attention_(*, oof_path: Path, fold_dirs: Sequence[Path], thumbnails: Se
     oof = read_table_(oof_path, required=["patient_id", "fold", "task"], what="out-of-fold prediction table",
                       dtype={"patient_id": str})
     task = str(oof["task"].iloc[0]) if len(oof) else ""
+    oof = first_repeat(oof)  # a repeated CV: repeat 0's folds (each patient once)
     test_of = dict(zip(oof["patient_id"].astype(str), oof["fold"].astype(int), strict=True))
     frames = []
     for path in files:

@@ -21,8 +21,10 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from gliofuse.errors import InputDataError
-from gliofuse.evaluation.evaluate import SUMMARY_COLUMNS, prob_columns
+from gliofuse.evaluation.evaluate import prob_columns
 from gliofuse.evaluation.metrics import logrank_p
+from gliofuse.evaluation.repeats import first_repeat, n_repeats_of
+from gliofuse.evaluation.summary import SUMMARY_COLUMNS
 from gliofuse.evaluation.survival import median_risk_groups
 from gliofuse.io import read_table_
 from gliofuse.report.style import DEFAULT_DPI, figure_style, save_figure
@@ -133,6 +135,7 @@ def plot_model_task_(*, oof_path: Path, task: str, out_png: Path, out_vector: Pa
     Survival: Kaplan-Meier curves of the low- and high-risk groups (median split of the
     out-of-fold risk within each fold) with the log-rank p-value and the numbers at risk.
     Classification: one-vs-rest ROC curves per class next to the confusion matrix.
+    A repeated cross-validation shows repeat 0 (each patient once).
 
     Parameters
     ----------
@@ -146,7 +149,9 @@ def plot_model_task_(*, oof_path: Path, task: str, out_png: Path, out_vector: Pa
     df = read_table_(oof_path, required=required, what="out-of-fold prediction table")
     if df.empty:
         raise InputDataError(f"out-of-fold prediction table {oof_path} has no rows.")
-    title = f"{df['model'].iloc[0]} — {task} (n={len(df)})"
+    n_rep = n_repeats_of(df)
+    df = first_repeat(df)  # a repeated CV: repeat 0, every patient once
+    title = f"{df['model'].iloc[0]} — {task} (n={len(df)}{f', repeat 0 of {n_rep}' if n_rep > 1 else ''})"
     with figure_style():
         fig = _plot_survival(df, title) if kind == "survival" else _plot_classification(df, title)
     save_figure(fig, Path(out_png), out_vector=out_vector, dpi=dpi)
@@ -156,7 +161,8 @@ def plot_summary_(*, summary_path: Path, out_png: Path, out_vector: Path | None 
     """Bar chart of the main metric (``c_index`` / ``auc_macro``) per model, one panel per task.
 
     Bars show the pooled out-of-fold value with its bootstrap CI as error bars (the fold mean
-    when the pooled value is missing); the dashed line marks chance (0.5).
+    when the pooled value is missing; a repeated CV: the mean over the repeats and the CI of that mean);
+    the dashed line marks chance (0.5).
     """
     df = read_table_(summary_path, required=SUMMARY_COLUMNS, what="summary table")
     tasks = sorted(df["task"].unique(), key=lambda t: (t != "survival", t))
@@ -185,7 +191,9 @@ def _summary_figure(df: pd.DataFrame, tasks: list[str]) -> Figure:
         ax.set_ylim(0, 1)
         ax.set_ylabel(metric)
         ax.set_title(task)
-    fig.suptitle("pooled out-of-fold performance (95% bootstrap CI)", fontsize=10)
+    n_rep = int(pd.to_numeric(df["n_repeats"], errors="coerce").max()) if "n_repeats" in df.columns else 1
+    fig.suptitle("pooled out-of-fold performance (95% bootstrap CI)" if n_rep <= 1 else
+                 f"out-of-fold performance, mean of {n_rep} CV repeats (95% bootstrap CI of the mean)", fontsize=10)
     return fig
 
 

@@ -75,7 +75,9 @@ def _forest_figure(comp: pd.DataFrame, ablation: pd.DataFrame) -> Figure:
         lo = min(0.45, float(finite.min()) - 0.02) if finite.size else 0.4
         hi = max(0.55, float(finite.max()) + 0.02) if finite.size else 1.0
         ax.set_xlim(max(0.0, lo), min(1.0, hi))
-        ax.set_xlabel(f"{metric} (pooled out-of-fold, 95% bootstrap CI)")
+        n_rep = int(pd.to_numeric(sel["n_repeats"], errors="coerce").max()) if "n_repeats" in sel.columns else 1
+        ax.set_xlabel(f"{metric} (pooled out-of-fold, 95% bootstrap CI)" if n_rep <= 1 else
+                      f"{metric} (mean of {n_rep} CV repeats' pooled out-of-fold values, 95% bootstrap CI)")
         ax.set_title(f"{task}", fontsize=10, loc="left")
     fig.suptitle("model comparison: paired patient-level bootstrap against the reference", fontsize=10)
     return fig

@@ -15,14 +15,14 @@ from typing import Any
 import pandas as pd
 
 from gliofuse.evaluation.cards import read_cards_
-from gliofuse.evaluation.compare import COMPARISON_COLUMNS
+from gliofuse.evaluation.compare import COMPARISON_COLUMNS, COMPARISON_METRICS
 from gliofuse.evaluation.evaluate import (
     CLASSIFICATION_METRICS,
     LOWER_IS_BETTER,
     P_VALUE_METRICS,
-    SUMMARY_COLUMNS,
     SURVIVAL_METRICS,
 )
+from gliofuse.evaluation.summary import SUMMARY_COLUMNS
 from gliofuse.evaluation.truth import TRUE_RISK_COLUMN
 from gliofuse.io import read_table_, sidecar_path, write_text_atomic_
 from gliofuse.report.forest import format_p
@@ -88,7 +88,14 @@ def _task_order(tasks: Sequence[str]) -> list[str]:
     return sorted(set(tasks), key=lambda t: (t != "survival", t))
 
 
-def _main_table(comp: pd.DataFrame) -> str:
+def n_repeats_in(summary: pd.DataFrame) -> int:
+    """The most cross-validation repeats of any row of ``summary.tsv`` (1 without the repeat columns)."""
+    if "n_repeats" not in summary.columns or not len(summary):
+        return 1
+    return int(pd.to_numeric(summary["n_repeats"], errors="coerce").fillna(1).max())
+
+
+def _main_table(comp: pd.DataFrame, *, repeated: bool = False) -> str:
     truth = _has_truth(comp)
     rows = []
     for task in _task_order(comp["task"].tolist()):
@@ -109,11 +116,20 @@ def _main_table(comp: pd.DataFrame) -> str:
                              "" if is_ref else format_p(float(r.p_holm)), "" if is_ref else fold]
                             + ([_f(getattr(r, TRUE_RISK_COLUMN))] if truth else []))
     return markdown_table(["task", "metric", "model", "value", "95% CI", "Δ vs reference", "Δ 95% CI", "p",
-                           "p (Holm)", "per-fold Δ mean ± sd (paired t p)"]
+                           "p (Holm)", ("per-fold Δ mean ± sd (corrected resampled t p)" if repeated
+                                        else "per-fold Δ mean ± sd (paired t p)")]
                           + (["C-index vs true risk"] if truth else []), rows)
 
 
+def _pooled_cell(r: Any) -> str:
+    """The pooled value; with repeats: the repeat mean ± the sd over the repeats."""
+    value = _metric_value(r.metric, r.pooled)
+    n_rep = pd.to_numeric(getattr(r, "n_repeats", 1), errors="coerce")
+    return f"{value} ± {_f(r.repeat_sd)}" if math.isfinite(n_rep) and n_rep > 1 else value
+
+
 def _all_metrics_table(summary: pd.DataFrame) -> str:
+    repeated = n_repeats_in(summary) > 1
     rows = []
     order = {m: i for i, m in enumerate((*SURVIVAL_METRICS, *CLASSIFICATION_METRICS))}
     for task in _task_order(summary["task"].tolist()):
@@ -121,10 +137,27 @@ def _all_metrics_table(summary: pd.DataFrame) -> str:
         sub["_order"] = sub["metric"].map(order).fillna(len(order))
         for r in sub.sort_values(["model", "_order", "metric"], kind="stable").itertuples(index=False):
             rows.append([task, str(r.model), METRIC_NAMES.get(str(r.metric), str(r.metric)),
-                         f"{_metric_value(r.metric, r.mean)} ± {_f(r.sd)}", _metric_value(r.metric, r.pooled),
+                         f"{_metric_value(r.metric, r.mean)} ± {_f(r.sd)}", _pooled_cell(r),
                          _metric_ci(r.metric, r.ci_low, r.ci_high),
                          "lower" if r.metric in LOWER_IS_BETTER else "higher"])
-    return markdown_table(["task", "model", "metric", "fold mean ± sd", "pooled", "pooled 95% CI", "better"], rows)
+    pooled = "pooled: repeat mean ± sd" if repeated else "pooled"
+    return markdown_table(["task", "model", "metric", "fold mean ± sd", pooled, f"{pooled.split(':')[0]} 95% CI",
+                           "better"], rows)
+
+
+def _repeats_table(summary: pd.DataFrame) -> str:
+    """The main metrics of every model on each repeat of a repeated cross-validation (``repeat_values``)."""
+    n_rep = n_repeats_in(summary)
+    main = {m for ms in COMPARISON_METRICS.values() for m in ms}
+    rows = []
+    for task in _task_order(summary["task"].tolist()):
+        sub = summary[(summary["task"] == task) & summary["metric"].isin(main)]
+        for r in sub.sort_values(["metric", "model"], kind="stable").itertuples(index=False):
+            values = str(r.repeat_values).split(";")
+            rows.append([task, str(r.model), METRIC_NAMES.get(str(r.metric), str(r.metric)),
+                         f"{_f(r.pooled)} ± {_f(r.repeat_sd)}",
+                         *[_f(v) for v in values], *[""] * (n_rep - len(values))])
+    return markdown_table(["task", "model", "metric", "mean ± sd", *[f"repeat {j}" for j in range(n_rep)]], rows)
 
 
 def _ablation_table(abl: pd.DataFrame) -> str:
@@ -163,6 +196,13 @@ def summary_markdown(*, title: str, summary: pd.DataFrame, comparisons: pd.DataF
     """The text of ``results/summary.md``: main table, ablation table, all metrics (and the models, given cards)."""
     ref = sorted(set(comparisons["reference"].astype(str))) if len(comparisons) else []
     boot = f"{n_bootstrap} " if n_bootstrap is not None else ""
+    n_rep = n_repeats_in(summary)
+    repeats_note = "" if n_rep == 1 else (
+        f" The cross-validation is repeated {n_rep} times with different patient partitions: every value is the "
+        "mean over the repeats of the metric on one repeat's pooled out-of-fold predictions (a patient appears "
+        "once per repeat; repeats are never pooled together), its CI and the paired bootstrap resample the same "
+        "patients in every repeat, and the per-fold test is the corrected resampled t-test over all folds of all "
+        "repeats (Nadeau & Bengio 2003; Bouckaert & Frank 2004). Per-repeat values: section Repeats.")
     parts = [
         f"# {title}",
         "",
@@ -172,11 +212,12 @@ def summary_markdown(*, title: str, summary: pd.DataFrame, comparisons: pd.DataF
         ("All values are computed from the pooled out-of-fold (test) predictions of the cross-validation. "
          f"Confidence intervals: percentile bootstrap over patients ({boot}resamples). Differences (Δ) and p-values: "
          "paired bootstrap on the same patients against the reference model (two-sided; Holm-adjusted over the "
-         "models of one task and metric), and a paired t-test over the per-fold differences."),
+         "models of one task and metric), and a "
+         + ("corrected resampled" if n_rep > 1 else "paired") + " t-test over the per-fold differences." + repeats_note),
         "",
         "## Main results",
         "",
-        _main_table(comparisons) if len(comparisons) else "_No comparison table._",
+        _main_table(comparisons, repeated=n_rep > 1) if len(comparisons) else "_No comparison table._",
         "",
         "## Ablations",
         "",
@@ -193,6 +234,10 @@ def summary_markdown(*, title: str, summary: pd.DataFrame, comparisons: pd.DataF
         _all_metrics_table(summary),
         "",
     ]
+    if n_rep > 1:
+        parts += ["## Repeats", "", (f"The main metrics on each of the {n_rep} cross-validation repeats (pooled "
+                                     "out-of-fold predictions of one repeat), with their mean ± sd."), "",
+                  _repeats_table(summary), ""]
     if cards:
         parts += ["## Models", "", ("Registry cards of the trained models (from the training provenance); for Path-GPTOmic "
                                     "the RNA foundation encoder that ran (a local checkpoint, or the documented "

@@ -242,3 +242,26 @@ def test_data_splits_verb_drops_a_patient_whose_slide_is_unreadable(tmp_path):
     cohort = pd.read_csv(out / "cohort.tsv", sep="\t", keep_default_na=False).set_index("patient_id")
     assert cohort.loc[patients[0], "in_cohort"] == 0 and cohort.loc[patients[0], "reason"] == "no_ok_slide"
     assert set().union(*(set(read_split_(f).test) for f in folds)) == set(patients[1:])
+
+
+def test_data_splits_verb_writes_k_times_r_repeated_folds(tmp_path):
+    patients = [f"TCGA-DD-{i:04d}" for i in range(1, 11)]
+    wsi = [_status(tmp_path / "wsi", _slide(p), "ok", 3) for p in patients]
+    feats = [_status(tmp_path / "feat", _slide(p), "ok", 3) for p in patients]
+    labels = _label_table(tmp_path / "labels.tsv", patients)
+    omics = _expression(tmp_path / "expression.h5", patients)
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("seed: 3\ndata: {n_folds: 2, n_repeats: 3, val_fraction: 0.2, stratify_by: none}\n")
+    out = tmp_path / "splits"
+    args = ["data", "splits", "--config", str(cfg), "--labels", str(labels), "--omics", str(omics),
+            "--slide-status", *map(str, wsi), "--feature-status", *map(str, feats), "--out-cohort",
+            str(out / "cohort.tsv"), "--out-folds"]
+    assert main([*args, *(str(out / f"fold_{i}.json") for i in range(2))]) == 2  # k files for k x r folds
+    folds = [out / f"fold_{i}.json" for i in range(6)]
+    assert main([*args, *map(str, folds)]) == 0
+    splits = [read_split_(f) for f in folds]
+    assert [(s.repeat, s.fold_in_repeat) for s in splits] == [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)]
+    for r in range(3):
+        tests = [set(s.test) for s in splits if s.repeat == r]
+        assert tests[0].isdisjoint(tests[1]) and tests[0] | tests[1] == set(patients)
+    assert len({s.effective_repeat_seed for s in splits}) == 3 and splits[0].effective_repeat_seed == 3

@@ -11,8 +11,9 @@ import pandas as pd
 import pytest
 
 from gliofuse.errors import InputDataError
-from gliofuse.evaluation.evaluate import evaluate_model_, summarise_
+from gliofuse.evaluation.evaluate import evaluate_model_
 from gliofuse.evaluation.metrics import classification_metrics, concordance_index
+from gliofuse.evaluation.summary import summarise_
 
 CLASSES = ("astrocytoma_idhmut", "oligodendroglioma_idhmut_codel", "glioblastoma_idhwt")
 

@@ -94,3 +94,31 @@ def test_summary_markdown(tmp_path: Path) -> None:
     assert "## Models" in text
     assert "| path_gptomic | pathgptomic | wsi, omics |  | arXiv:x | RNA encoder: fallback" in text
     assert "gene-embedding table /w/genes.pt, with single-cell smoothing" in text
+
+
+def test_summary_markdown_of_a_repeated_cv(tmp_path: Path) -> None:
+    sp, cp, ap = _tables(tmp_path)
+    summary = pd.read_csv(sp, sep="\t")
+    summary["n_repeats"] = 3
+    summary["repeat_sd"] = 0.02
+    summary["repeat_values"] = "0.69;0.71;0.73"
+    summary.to_csv(sp, sep="\t", index=False)
+    out = tmp_path / "summary.md"
+    write_summary_markdown_(summary_path=sp, comparisons_path=cp, ablation_path=ap, out=out, title="t")
+    text = out.read_text()
+    assert "repeated 3 times" in text and "Nadeau & Bengio 2003" in text
+    assert "per-fold Δ mean ± sd (corrected resampled t p)" in text
+    assert "| pooled: repeat mean ± sd | pooled 95% CI |" in text
+    assert "| survival | abmil | Harrell's C-index | 0.700 ± 0.050 | 0.710 ± 0.020 | [0.600, 0.800] | higher |" in text
+    repeats = text.split("## Repeats", 1)[1]
+    assert "| task | model | metric | mean ± sd | repeat 0 | repeat 1 | repeat 2 |" in repeats
+    assert "| survival | abmil | Harrell's C-index | 0.710 ± 0.020 | 0.690 | 0.710 | 0.730 |" in repeats
+    assert "Integrated Brier" not in repeats and "ibs" not in repeats  # main metrics only
+
+
+def test_summary_markdown_of_one_repeat_has_no_repeat_section(tmp_path: Path) -> None:
+    sp, cp, ap = _tables(tmp_path)
+    out = tmp_path / "summary.md"
+    write_summary_markdown_(summary_path=sp, comparisons_path=cp, ablation_path=ap, out=out, title="t")
+    text = out.read_text()
+    assert "## Repeats" not in text and "repeated" not in text and "(paired t p)" in text
