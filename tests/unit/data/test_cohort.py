@@ -253,8 +253,9 @@ def test_data_splits_verb_writes_k_times_r_repeated_folds(tmp_path):
     cfg = tmp_path / "config.yaml"
     cfg.write_text("seed: 3\ndata: {n_folds: 2, n_repeats: 3, val_fraction: 0.2, stratify_by: none}\n")
     out = tmp_path / "splits"
+    sheet = _sheet(tmp_path / "slides.tsv", [p.stem for p in wsi])
     args = ["data", "splits", "--config", str(cfg), "--labels", str(labels), "--omics", str(omics),
-            "--slide-status", *map(str, wsi), "--feature-status", *map(str, feats), "--out-cohort",
+            "--slides", str(sheet), "--slide-status", *map(str, wsi), "--feature-status", *map(str, feats), "--out-cohort",
             str(out / "cohort.tsv"), "--out-folds"]
     assert main([*args, *(str(out / f"fold_{i}.json") for i in range(2))]) == 2  # k files for k x r folds
     folds = [out / f"fold_{i}.json" for i in range(6)]
