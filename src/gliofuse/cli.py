@@ -196,6 +196,16 @@ def cmd_train_fold(args: argparse.Namespace) -> None:
                 feature_paths=[Path(p) for p in args.features], out_dir=Path(args.out_dir))
 
 
+def cmd_train_folds(args: argparse.Namespace) -> None:
+    from gliofuse.training.fold import train_folds_
+
+    cfg = _cfg(args)
+    _torch_threads(args.threads)
+    train_folds_(cfg=cfg, model_name=args.model, task=args.task, split_paths=[Path(p) for p in args.splits],
+                 labels_path=Path(args.labels), omics_path=Path(args.omics) if args.omics else None,
+                 feature_paths=[Path(p) for p in args.features], out_dirs=[Path(p) for p in args.out_dirs])
+
+
 def cmd_evaluate_model(args: argparse.Namespace) -> None:
     from gliofuse.evaluation.evaluate import evaluate_model_
 
@@ -426,6 +436,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--omics", default=None)
     p.add_argument("--features", nargs="+", required=True)
     p.add_argument("--out-dir", required=True)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p = _add(g, "folds", cmd_train_folds, "train one model on one task and several folds, in this process")
+    p.add_argument("--model", required=True)
+    p.add_argument("--task", required=True, choices=TASK_NAMES)
+    p.add_argument("--splits", nargs="+", required=True, help="fold_<k>.json of each fold")
+    p.add_argument("--labels", required=True)
+    p.add_argument("--omics", default=None)
+    p.add_argument("--features", nargs="+", required=True)
+    p.add_argument("--out-dirs", nargs="+", required=True, help="output folder of each fold, in --splits order")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
     g = group("evaluate", "metrics from prediction files")
