@@ -297,6 +297,16 @@ def cmd_report_attention(args: argparse.Namespace) -> None:
                     out_dir=Path(args.out_dir), n_patients=args.n_patients, dpi=args.dpi)
 
 
+def cmd_report_model_task(args: argparse.Namespace) -> None:
+    from gliofuse.report.model_task import plot_model_task_figures_
+
+    plot_model_task_figures_(oof_path=Path(args.oof), task=args.task, fold_dirs=[Path(p) for p in args.fold_dirs],
+                             thumbnails=[Path(p) for p in args.thumbnails], coords=[Path(p) for p in args.coords],
+                             out_model=Path(args.out_model), out_training=Path(args.out_training),
+                             gc_out_dir=Path(args.gc_out_dir), attention_out_dir=Path(args.attention_out_dir),
+                             n_patients=args.n_patients, dpi=args.dpi)
+
+
 def cmd_report_markdown(args: argparse.Namespace) -> None:
     from gliofuse.report.tables import write_summary_markdown_
 
@@ -527,6 +537,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--thumbnails", nargs="+", required=True)
     p.add_argument("--coords", nargs="+", required=True)
     p.add_argument("--out-dir", required=True)
+    p.add_argument("--n-patients", type=int, default=3)
+    p.add_argument("--dpi", type=int, default=110)
+    p = _add(g, "model-task", cmd_report_model_task,
+             "every figure of one model and task in one process: model, training (+ gc dynamics), attention",
+             config=False)
+    p.add_argument("--oof", required=True)
+    p.add_argument("--task", required=True, choices=TASK_NAMES)
+    p.add_argument("--fold-dirs", nargs="+", required=True, help="fold folders (history.tsv, attention.h5)")
+    p.add_argument("--thumbnails", nargs="+", required=True)
+    p.add_argument("--coords", nargs="+", required=True)
+    p.add_argument("--out-model", required=True, help="out-of-fold figure PNG (SVG twin beside it)")
+    p.add_argument("--out-training", required=True, help="training curves PNG (SVG twin beside it)")
+    p.add_argument("--gc-out-dir", required=True, help="folder for gc_dynamics.png/.svg")
+    p.add_argument("--attention-out-dir", required=True, help="folder for the attention heatmaps")
     p.add_argument("--n-patients", type=int, default=3)
     p.add_argument("--dpi", type=int, default=110)
     p = _add(g, "markdown", cmd_report_markdown, "results/summary.md with the main tables")
