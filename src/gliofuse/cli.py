@@ -261,6 +261,16 @@ def cmd_train_fold(args: argparse.Namespace) -> None:
                 feature_paths=[Path(p) for p in args.features], out_dir=Path(args.out_dir))
 
 
+def cmd_train_folds(args: argparse.Namespace) -> None:
+    from gliofuse.training.fold import train_folds_
+
+    cfg = _cfg(args)
+    _torch_threads(args.threads)
+    train_folds_(cfg=cfg, model_name=args.model, task=args.task, split_paths=[Path(p) for p in args.splits],
+                 labels_path=Path(args.labels), omics_path=Path(args.omics) if args.omics else None,
+                 feature_paths=[Path(p) for p in args.features], out_dirs=[Path(p) for p in args.out_dirs])
+
+
 def cmd_evaluate_model(args: argparse.Namespace) -> None:
     from gliofuse.evaluation.evaluate import evaluate_model_
 
@@ -387,6 +397,16 @@ def cmd_report_attention(args: argparse.Namespace) -> None:
     plot_attention_(oof_path=Path(args.oof), fold_dirs=[Path(p) for p in args.fold_dirs],
                     thumbnails=[Path(p) for p in args.thumbnails], coords=[Path(p) for p in args.coords],
                     out_dir=Path(args.out_dir), n_patients=args.n_patients, dpi=args.dpi)
+
+
+def cmd_report_model_task(args: argparse.Namespace) -> None:
+    from gliofuse.report.model_task import plot_model_task_figures_
+
+    plot_model_task_figures_(oof_path=Path(args.oof), task=args.task, fold_dirs=[Path(p) for p in args.fold_dirs],
+                             thumbnails=[Path(p) for p in args.thumbnails], coords=[Path(p) for p in args.coords],
+                             out_model=Path(args.out_model), out_training=Path(args.out_training),
+                             gc_out_dir=Path(args.gc_out_dir), attention_out_dir=Path(args.attention_out_dir),
+                             n_patients=args.n_patients, dpi=args.dpi)
 
 
 def cmd_report_markdown(args: argparse.Namespace) -> None:
@@ -569,6 +589,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", nargs="+", required=True)
     p.add_argument("--out-dir", required=True)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p = _add(g, "folds", cmd_train_folds, "train one model on one task and several folds, in this process")
+    p.add_argument("--model", required=True)
+    p.add_argument("--task", required=True, choices=TASK_NAMES)
+    p.add_argument("--splits", nargs="+", required=True, help="fold_<k>.json of each fold")
+    p.add_argument("--labels", required=True)
+    p.add_argument("--omics", default=None)
+    p.add_argument("--features", nargs="+", required=True)
+    p.add_argument("--out-dirs", nargs="+", required=True, help="output folder of each fold, in --splits order")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
     g = group("bundle", "model bundles for deployment")
     p = _add(g, "export", cmd_bundle_export, "export the fold models of each model and task as a bundle")
@@ -676,6 +705,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--thumbnails", nargs="+", required=True)
     p.add_argument("--coords", nargs="+", required=True)
     p.add_argument("--out-dir", required=True)
+    p.add_argument("--n-patients", type=int, default=3)
+    p.add_argument("--dpi", type=int, default=110)
+    p = _add(g, "model-task", cmd_report_model_task,
+             "every figure of one model and task in one process: model, training (+ gc dynamics), attention",
+             config=False)
+    p.add_argument("--oof", required=True)
+    p.add_argument("--task", required=True, choices=TASK_NAMES)
+    p.add_argument("--fold-dirs", nargs="+", required=True, help="fold folders (history.tsv, attention.h5)")
+    p.add_argument("--thumbnails", nargs="+", required=True)
+    p.add_argument("--coords", nargs="+", required=True)
+    p.add_argument("--out-model", required=True, help="out-of-fold figure PNG (SVG twin beside it)")
+    p.add_argument("--out-training", required=True, help="training curves PNG (SVG twin beside it)")
+    p.add_argument("--gc-out-dir", required=True, help="folder for gc_dynamics.png/.svg")
+    p.add_argument("--attention-out-dir", required=True, help="folder for the attention heatmaps")
     p.add_argument("--n-patients", type=int, default=3)
     p.add_argument("--dpi", type=int, default=110)
     p = _add(g, "markdown", cmd_report_markdown, "results/summary.md with the main tables")

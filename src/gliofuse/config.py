@@ -362,7 +362,7 @@ class OptimConfig(_Section):
 
 
 class TrainingConfig(OptimConfig):
-    """Model training (one job per model x task x fold)."""
+    """Model training (one job per model x task x fold, or per model x task: ``folds_per_job``)."""
 
     # the loop settings are inherited from OptimConfig; below: models, tasks, inputs and objectives
 
@@ -370,8 +370,8 @@ class TrainingConfig(OptimConfig):
         None, description="A paper's protocol (docs/fidelity.md): zhang2024 (subspace fusion and its ablations), "
         "wang2024 (Path-GPTOmic), lu2022 (M2F), chen2020 (Pathomic Fusion), chen2021 (MCAT), and the originals' "
         "leaky survival bins zhang2024_global_bins / chen2021_cohort_bins. It sets every training key (models "
-        "included) except device, amp, amp_dtype, resume, keep_epoch_checkpoints and n_top_genes: the other "
-        "training keys of the config are ignored. null: the keys as given.")
+        "included) except device, amp, amp_dtype, resume, keep_epoch_checkpoints, n_top_genes and folds_per_job: "
+        "the other training keys of the config are ignored. null: the keys as given.")
 
     models: list[str] = Field(["abmil_snn_concat"], min_length=1, description="Registered model names (gliofuse models list).")
     tasks: list[Task] = Field([Task.survival, Task.grade, Task.diagnosis], min_length=1, description="Tasks to train.")
@@ -432,6 +432,11 @@ class TrainingConfig(OptimConfig):
     bag_level: Literal["patient", "slide"] = Field(
         "patient", description="'patient': one bag of all of a patient's slides (slides laid out side by side on "
         "the 2-D token map); 'slide': one sample per slide, predictions averaged per patient (head outputs).")
+    folds_per_job: Literal["one", "all"] = Field(
+        "one", description="Workflow jobs of training (the results are the same either way): 'one' = one job per "
+        "model x task x fold (rule train_fold; SLURM job arrays, one GPU per fold); 'all' = one job per model x "
+        "task that trains its folds one after another in one process (rule train_folds; saves the ~4 s Python/"
+        "torch start-up per fold: the local demo). Not a per-model setting, not part of the fold's provenance.")
     model_training: dict[str, dict[str, Any]] = Field(
         {}, description="Per-model overrides of the training settings above: {model_name: {setting: value}} "
         "(e.g. subspace_fusion: {lr: 2.0e-4, optimizer: adam, survival_loss: nll}; m2f: {tasks: [survival, grade], "
@@ -439,7 +444,8 @@ class TrainingConfig(OptimConfig):
         "`tasks`) selects the model's jobs and, with `multitask`, its jointly trained heads.")
 
     #: settings that cannot be overridden per model
-    NOT_PER_MODEL: ClassVar[frozenset[str]] = frozenset({"models", "model_overrides", "model_training"})
+    NOT_PER_MODEL: ClassVar[frozenset[str]] = frozenset({"models", "model_overrides", "model_training",
+                                                         "folds_per_job"})
 
     @model_validator(mode="before")
     @classmethod
@@ -461,7 +467,8 @@ class TrainingConfig(OptimConfig):
             bad = sorted(k for k in overrides if k in self.NOT_PER_MODEL or k not in type(self).model_fields)
             if bad:
                 raise ValueError(f"model_training.{name}: {bad} cannot be set per model; allowed keys are the "
-                                 "training settings except models, model_overrides and model_training")
+                                 "training settings except models, model_overrides, model_training and "
+                                 "folds_per_job")
             extra = sorted({str(getattr(t, "value", t)) for t in overrides.get("tasks", [])}
                            - {t.value for t in self.tasks})
             if extra:

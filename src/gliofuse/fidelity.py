@@ -137,9 +137,9 @@ def render_markdown() -> str:
         "",
         ("Choose a paper's protocol with one key, `training.preset: <name>`, or one file, "
         "`snakemake --configfile config/presets/<name>.yaml`. A preset sets every training key (models included) "
-        "except device, amp, amp_dtype, resume, keep_epoch_checkpoints and n_top_genes; the data sections stay "
-        "the config's. The defaults stay leakage-free; every departure below is a setting. Ablations train with "
-        "every setting of the model they ablate (gliofuse.ablations)."),
+        "except device, amp, amp_dtype, resume, keep_epoch_checkpoints, n_top_genes and folds_per_job; the data "
+        "sections stay the config's. The defaults stay leakage-free; every departure below is a setting. "
+        "Ablations train with every setting of the model they ablate (gliofuse.ablations)."),
         "",
         (f"Original: Zhang et al., MICCAI 2024 ({SPEC}). Settings are `training.<key>`; `<model>.<param>` are "
         "model switches (`training.model_overrides`). Values are read from the code; — = the preset does not "

@@ -18,7 +18,7 @@ import copy
 from typing import Any
 
 USER_KEYS: frozenset[str] = frozenset({"device", "amp", "amp_dtype", "resume", "keep_epoch_checkpoints",
-                                       "n_top_genes", "preset"})
+                                       "n_top_genes", "preset", "folds_per_job"})
 """Training keys a preset leaves to the config: where and how the jobs run, not what they compute."""
 
 SUBSPACE_MODELS: list[str] = ["subspace_fusion", "subspace_fusion_no_split", "subspace_fusion_no_deform",

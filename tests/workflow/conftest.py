@@ -31,7 +31,9 @@ SMALL = {
     "wsi": {"patch_px": 128},
     "features": {"encoder": "test_resnet", "batch_size": 16},
     "data": {"n_folds": 2, "val_fraction": 0.2},
-    "training": {"epochs": 3, "patience": 2, "n_top_genes": 32, "tasks": ["survival", "diagnosis"]},
+    # all folds of a model x task in one job, as the demo (the per-fold rule: test_slurm, test_gdc_workflow)
+    "training": {"epochs": 3, "patience": 2, "n_top_genes": 32, "tasks": ["survival", "diagnosis"],
+                 "folds_per_job": "all"},
     "evaluation": {"n_bootstrap": 20},
 }
 

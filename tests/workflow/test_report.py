@@ -37,7 +37,7 @@ def _attention_models(results: Path) -> list[str]:
     assert "abmil_snn_concat" in models, models
     return models
 #: figure rules rebuilt by --forcerun; none of them may retrain or re-evaluate
-FIGURE_RULES = ("report_model", "report_training", "report_attention", "report_summary", "report_forest",
+FIGURE_RULES = ("report_model_task", "report_summary", "report_forest",
                 "report_cohort", "report_qc", "report_markdown")
 #: clicks through the report app: category "2. Models", then the first item's eye button (shows the figure)
 CLICK_SCRIPT = """<script>

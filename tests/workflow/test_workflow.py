@@ -41,6 +41,22 @@ def test_bad_config_fails_at_parse_time_naming_the_key(tmp_path, bad, needle):
     assert needle in proc.stdout + proc.stderr
 
 
+def test_folds_per_job_changes_the_jobs_not_the_outputs(tmp_path):
+    """one: a train_fold job per model x task x fold; all: a train_folds job per model x task writing every fold's
+    files. The rest of the DAG (evaluation, figures) is the same."""
+    plans = {}
+    for mode in ("one", "all"):
+        work = tmp_path / mode
+        write_config(work, {**SMALL, "training": {**SMALL["training"], "folds_per_job": mode}})
+        out = snakemake(work, "-n", "-p", timeout=300).stdout
+        plans[mode] = (job_counts(out), sorted(re.findall(r"--out-dirs? ((?:results/training/\S+ ?)+)", out)))
+    (one, one_dirs), (all_, all_dirs) = plans["one"], plans["all"]
+    assert one.pop("train_fold") == 2 * 2 and all_.pop("train_folds") == 2  # 2 tasks x 2 folds
+    assert one == all_
+    fold_dirs = sorted(d for dirs in all_dirs for d in dirs.split())
+    assert fold_dirs == sorted(d.strip() for d in one_dirs) and len(fold_dirs) == 4
+
+
 def test_env_files_parse_and_pin():
     for env in sorted((REPO / "envs").glob("*.yaml")):
         spec = yaml.safe_load(env.read_text())
@@ -80,7 +96,7 @@ def test_demo_end_to_end_rerun_and_report(demo_run, tmp_path):
     victim.unlink()
     counts = job_counts(snakemake(work, "-n").stdout)
     assert counts.get("features_extract") == 1
-    assert counts.get("train_fold") == 2 * 2  # 2 tasks x 2 folds, all read every feature file
+    assert counts.get("train_folds") == 2  # 2 tasks (each job: both folds), all read every feature file
     for rule in ("demo_generate", "wsi_patch", "labels_build", "omics_matrix", "data_splits", "report_cohort", "report_qc"):
         assert rule not in counts, (rule, counts)
     snakemake(work)

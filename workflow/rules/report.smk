@@ -1,10 +1,15 @@
 # Figures and tables annotated for `snakemake --report`. Every figure is rebuilt from stored tables only:
-# `snakemake --forcerun report_model report_training ...` never retrains, and gives identical bytes.
+# `snakemake --forcerun report_model_task report_summary ...` never retrains, and gives identical bytes.
 
 
-rule report_model:
+rule report_model_task:
+    # one job (one process) per model x task for its four figures; each reads only its own tables
     input:
         oof=OOF,
+        history=get_fold_histories,
+        predictions=get_fold_predictions,
+        thumbnails=get_all_slide_thumbnails,
+        coords=get_all_slide_coords,
     output:
         png=report(
             MODEL_FIGURE,
@@ -14,29 +19,14 @@ rule report_model:
             labels={"model": "{model}", "task": "{task}", "figure": "out-of-fold predictions"},
         ),
         svg="results/figures/{model}/{task}.svg",
-    params:
-        dpi=CFG.report.dpi,
-    log:
-        "results/logs/report_model/{model}/{task}.log",
-    conda:
-        "../../envs/stats.yaml"
-    shell:
-        "gliofuse report model --oof {input.oof} --task {wildcards.task} --out {output.png}"
-        " --out-vector {output.svg} --dpi {params.dpi} > {log} 2>&1"
-
-
-rule report_training:
-    input:
-        history=get_fold_histories,
-    output:
-        png=report(
+        training=report(
             TRAINING_FIGURE,
             caption="../report/training.rst",
             category="3. Training",
             subcategory="{model}",
             labels={"model": "{model}", "task": "{task}", "figure": "training curves"},
         ),
-        svg="results/figures/{model}/{task}_training.svg",
+        training_svg="results/figures/{model}/{task}_training.svg",
         gc=report(
             directory("results/figures/{model}/{task}_gc"),
             patterns=["{name}.png"],
@@ -45,24 +35,6 @@ rule report_training:
             subcategory="{model}",
             labels={"model": "{model}", "task": "{task}", "figure": "gradient coordination"},
         ),
-    params:
-        dpi=CFG.report.dpi,
-    log:
-        "results/logs/report_training/{model}/{task}.log",
-    conda:
-        "../../envs/stats.yaml"
-    shell:
-        "gliofuse report training --history {input.history} --out {output.png} --out-vector {output.svg}"
-        " --gc-out-dir {output.gc} --dpi {params.dpi} > {log} 2>&1"
-
-
-rule report_attention:
-    input:
-        oof=OOF,
-        predictions=get_fold_predictions,
-        thumbnails=get_all_slide_thumbnails,
-        coords=get_all_slide_coords,
-    output:
         heatmaps=report(
             directory(ATTENTION_DIR),
             patterns=["{patient}.png"],
@@ -76,13 +48,14 @@ rule report_attention:
         n_patients=CFG.report.attention_patients,
         dpi=CFG.report.dpi,
     log:
-        "results/logs/report_attention/{model}/{task}.log",
+        "results/logs/report_model_task/{model}/{task}.log",
     conda:
         "../../envs/stats.yaml"
     shell:
-        "gliofuse report attention --oof {input.oof} --fold-dirs {params.fold_dirs} --thumbnails {input.thumbnails}"
-        " --coords {input.coords} --out-dir {output.heatmaps} --n-patients {params.n_patients}"
-        " --dpi {params.dpi} > {log} 2>&1"
+        "gliofuse report model-task --oof {input.oof} --task {wildcards.task} --fold-dirs {params.fold_dirs}"
+        " --thumbnails {input.thumbnails} --coords {input.coords} --out-model {output.png}"
+        " --out-training {output.training} --gc-out-dir {output.gc} --attention-out-dir {output.heatmaps}"
+        " --n-patients {params.n_patients} --dpi {params.dpi} > {log} 2>&1"
 
 
 rule report_summary:

@@ -33,12 +33,14 @@ def read_training_cards_(prediction_paths: Sequence[Path]) -> dict[str, dict[str
         side = sidecar_path(path)
         if not side.exists():
             raise InputDataError(f"prediction table {path} has no provenance sidecar {side.name}: its model card is "
-                                 "unknown. Rerun the training of that fold (snakemake --forcerun train_fold).")
+                                 "unknown. Rerun the training of that fold (snakemake --forcerun train_fold; "
+                                 "train_folds with training.folds_per_job: all).")
         extra = read_json_(side, what="provenance sidecar").get("extra") or {}
         model, card = extra.get("model"), extra.get("card")
         if not isinstance(model, str) or not isinstance(card, dict):
             raise InputDataError(f"provenance sidecar {side} lacks extra.model or extra.card (written by an older "
-                                 "training). Rerun the training of that fold (snakemake --forcerun train_fold).")
+                                 "training). Rerun the training of that fold (snakemake --forcerun train_fold; "
+                                 "train_folds with training.folds_per_job: all).")
         cards.setdefault(model, card)
     return cards
 

@@ -1,4 +1,5 @@
-"""Train one model for one task on one cross-validation fold (``gliofuse train fold``): read, assemble, fit, write.
+"""Train one model for one task on one cross-validation fold (``gliofuse train fold``): read, assemble, fit, write;
+or on several folds in one process (``gliofuse train folds``: the same fold code, once per fold).
 
 Reads the fold split (docs/data-contracts.md §7), the label table (§3), the omics matrix (§6)
 and the slide feature files (§5) (:mod:`gliofuse.training.inputs`), assembles the fold
@@ -126,3 +127,35 @@ def train_fold_(*, cfg: GliofuseConfig, model_name: str, task: str, split_path: 
               checkpoint_extra={"split": {"path": str(split_path), "fold": split.fold, "n_folds": split.n_folds,
                                           "seed": split.seed, "stratify_by": split.stratify_by},
                                 "n_patients": {k: len(v) for k, v in data.partitions.items()}, "dropped": dropped})
+
+
+def train_folds_(*, cfg: GliofuseConfig, model_name: str, task: str, split_paths: list[Path], labels_path: Path,
+                 omics_path: Path | None, feature_paths: list[Path], out_dirs: list[Path]) -> None:
+    """Train ``model_name`` for ``task`` on several folds in this process, one after another.
+
+    Each fold goes through :func:`train_fold_` exactly as in its own job (the fold's seed ``cfg.seed + fold``,
+    its own outputs, provenance and skip-if-done), so ``out_dirs[i]`` ends up byte-identical in its predictions
+    to a ``gliofuse train fold`` run of ``split_paths[i]``; only the Python/torch start-up is shared
+    (``training.folds_per_job: all``).
+
+    Parameters
+    ----------
+    split_paths : the folds' ``results/splits/fold_<k>.json``, paired by position with ``out_dirs``.
+    out_dirs : the folds' ``results/training/<model>/<task>/fold_<k>/``.
+    Other parameters: as :func:`train_fold_`.
+
+    Raises
+    ------
+    ConfigError
+        ``split_paths`` and ``out_dirs`` differ in length or are empty, or a folder is given twice.
+    """
+    if not split_paths or len(split_paths) != len(out_dirs):
+        raise ConfigError(f"train folds needs one --out-dirs folder per --splits file, in the same order; got "
+                          f"{len(split_paths)} split(s) and {len(out_dirs)} folder(s).")
+    if len({Path(d).resolve() for d in out_dirs}) != len(out_dirs):
+        raise ConfigError(f"train folds: an output folder is given twice in --out-dirs {[str(d) for d in out_dirs]}; "
+                          "each fold needs its own folder.")
+    for split_path, out_dir in zip(split_paths, out_dirs, strict=True):
+        logger.info("training %s/%s: split %s -> %s", model_name, task, split_path, out_dir)
+        train_fold_(cfg=cfg, model_name=model_name, task=task, split_path=Path(split_path), labels_path=labels_path,
+                    omics_path=omics_path, feature_paths=feature_paths, out_dir=Path(out_dir))

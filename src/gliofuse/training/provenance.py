@@ -18,7 +18,7 @@ REUSE_KEYS: tuple[str, ...] = ("gliofuse_version", "config_hash", "inputs", "ext
 """Provenance fields that must match for finished outputs to be reused or a ``last.pt`` to be resumed."""
 
 _NOT_IN_FOLD_CONFIG = frozenset({"models", "tasks", "device", "resume", "keep_epoch_checkpoints", "model_overrides",
-                                 "model_training"})
+                                 "model_training", "folds_per_job"})
 
 
 def fold_settings(cfg: GliofuseConfig, model_name: str, task: str, params: dict[str, Any],
