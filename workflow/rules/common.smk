@@ -45,6 +45,8 @@ if SHEET_COHORT:
     except (ConfigError, InputDataError) as exc:
         raise WorkflowError(str(exc)) from None
     validate(USER_SHEET, schema="../schemas/slides.schema.yaml")
+# cohort: sheet with sheet.expression: the omics rule imports that matrix instead of reading STAR files
+SHEET_EXPRESSION = SHEET_COHORT and CFG.sheet.expression is not None
 
 
 CONFIG_SNAPSHOT = "results/config/{section}.yaml"
