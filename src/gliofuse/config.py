@@ -27,8 +27,10 @@ SECTIONS: tuple[str, ...] = (
 )
 
 
-SNAPSHOT_INCLUDES: dict[str, tuple[str, ...]] = {"labels": ("sheet",)}
-"""Sections a stage's snapshot holds besides its own: labels_build reads the clinical columns of ``sheet``."""
+SNAPSHOT_INCLUDES: dict[str, tuple[str, ...]] = {"labels": ("sheet",),
+                                                  "external": ("labels", "predict", "evaluation")}
+"""Sections a stage's snapshot holds besides its own: labels_build reads the clinical columns of ``sheet``;
+the external jobs read labels.who2021_strict, the predict settings and the evaluation settings."""
 
 
 class _Section(BaseModel):
@@ -665,6 +667,10 @@ class PredictConfig(_Section):
     features_dir: str | None = Field(
         None, description="Folder of the new cohort's slide feature files (<slide>.h5, contract §5, the bundle's "
         "encoder) for the `predict` target; None: the target only serves omics-only models.")
+    slides: str | None = Field(
+        None, description="The new cohort's slide sheet (patient_id, slide_id, slide_path): the patient of each "
+        "feature file <slide_id>.h5 for the `predict` target (e.g. results/cohort/slides.tsv to predict the "
+        "development cohort); None: the first 12 characters of the file name (TCGA barcodes).")
     omics: str | None = Field(
         None, description="The new cohort's expression matrix (contract §6) for the `predict` target; None: the "
         "target only serves WSI-only models.")
