@@ -76,16 +76,17 @@ def development_cutoffs(fold_prediction_paths: Sequence[Path]) -> pd.DataFrame:
 
 
 def _truth(labels: pd.DataFrame, patients: list[str], spec: TaskSpec, labels_path: Path) -> pd.DataFrame:
-    """time_days, event and (classification) y_true of ``patients``; NaN / -1 where unknown."""
+    """time_days, event and (classification) y_true of ``patients``; NaN / -1 where unknown (also for a patient
+    without a row in the label table: left out of the metrics, as in the development cohort, and logged)."""
     absent = [p for p in patients if p not in labels.index]
     if absent:
-        raise InputDataError(f"external label table {labels_path}: no row for predicted patient(s) {absent[:5]}; "
-                             "the clinical table must list every patient of the slide sheet.")
-    rows = labels.loc[patients]
+        logger.warning("external label table %s: no row for %d predicted patient(s), left out of the metrics: %s",
+                       labels_path, len(absent), absent[:5])
+    rows = labels.reindex(patients)
     out = pd.DataFrame({"time_days": pd.to_numeric(rows["time_days"], errors="coerce").to_numpy(np.float64),
                         "event": pd.to_numeric(rows["event"], errors="coerce").to_numpy(np.float64)}, index=patients)
     if spec.kind == "classification":
-        raw = pd.to_numeric(rows[spec.label_column], errors="coerce").tolist()
+        raw = pd.to_numeric(rows[spec.label_column], errors="coerce").fillna(-1).tolist()
         grade = pd.to_numeric(rows["who2021_grade"], errors="coerce").tolist() if "who2021_grade" in rows else None
         y, bad = class_indices(spec, raw, grade)
         if bad:

@@ -1,6 +1,7 @@
 """External evaluation: the KM risk cut-off comes from the development fold predictions only (the median of the
 patients' mean fold risk; external labels never move it), the KM estimate matches lifelines, calibration compares
-the mean predicted with the observed survival at the horizons, and classification tasks use the bundle's class map."""
+the mean predicted with the observed survival at the horizons, and classification tasks use the bundle's class map
+(a predicted patient without a clinical row is left out of the metrics)."""
 
 from __future__ import annotations
 
@@ -130,12 +131,12 @@ def test_classification_uses_the_bundle_class_map(tmp_path: Path) -> None:
     write_table_(pred, pd.DataFrame({"patient_id": pids, "model": "m", "task": "grade", "n_models": 2,
                                      "y_pred": y, **{f"prob_G{k + 2}": prob[:, k] for k in range(3)}}), prov=PROV)
     labels = tmp_path / "labels.tsv"
-    write_table_(labels, pd.DataFrame({"patient_id": pids, "time_days": 10.0, "event": 0, "grade": -1,
-                                       "histologic_grade": y + 2}), prov=PROV)
+    write_table_(labels, pd.DataFrame({"patient_id": pids[:-1], "time_days": 10.0, "event": 0, "grade": -1,
+                                       "histologic_grade": y[:-1] + 2}), prov=PROV)  # X11: no clinical row
     bundle = tmp_path / "bundle.json"
     bundle.write_text(json.dumps({"model": "m", "task": "grade", "class_names": ["G2", "G3", "G4"],
                                   "training": {"grade_label": "histologic"}}))
     evaluate_external_(cohort="c", prediction_paths=[pred], bundle_paths=[bundle], labels_path=labels,
                        development_predictions=[], n_bootstrap=10, seed=0, out_dir=tmp_path / "out")
     metrics = pd.read_csv(tmp_path / "out" / "metrics.tsv", sep="\t").set_index("metric")
-    assert metrics.loc["accuracy", "value"] == 1.0 and metrics.loc["accuracy", "n_patients"] == 12
+    assert metrics.loc["accuracy", "value"] == 1.0 and metrics.loc["accuracy", "n_patients"] == 11
