@@ -78,6 +78,7 @@ def test_a_bad_external_clinical_table_stops_the_workflow_naming_the_cohort(tmp_
     proc = snakemake(run, "-n", check=False)
     out = proc.stdout + proc.stderr
     assert proc.returncode != 0 and "external cohort 'siteB'" in out and "OS_months" in out
+    assert "external.siteB.columns.survival_time" in out
 
 
 def _site_from_the_demo(run: Path, n_patients: int = 5) -> dict:

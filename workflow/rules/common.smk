@@ -99,7 +99,7 @@ def _check_external_cohorts() -> dict[str, dict[str, str]]:
     for name, ext in CFG.external.items():
         try:
             sheet = read_slide_sheet_(ext.slides)
-            read_clinical_table_(ext.clinical, sheet=ext, strict=CFG.labels.who2021_strict)
+            read_clinical_table_(ext.clinical, sheet=ext, strict=CFG.labels.who2021_strict, key=f"external.{name}")
         except (ConfigError, InputDataError) as exc:
             raise WorkflowError(f"external cohort {name!r}: {exc}") from None
         validate(sheet, schema="../schemas/slides.schema.yaml")
