@@ -256,7 +256,8 @@ def cmd_train_fold(args: argparse.Namespace) -> None:
     _torch_threads(args.threads)
     train_fold_(cfg=cfg, model_name=args.model, task=args.task, split_path=Path(args.split),
                 labels_path=Path(args.labels), omics_path=Path(args.omics) if args.omics else None,
-                feature_paths=[Path(p) for p in args.features], out_dir=Path(args.out_dir))
+                feature_paths=[Path(p) for p in args.features], out_dir=Path(args.out_dir),
+                slide_patients=_sheet_patients(_one_or_none(args.slides, "--slides")))
 
 
 def cmd_evaluate_model(args: argparse.Namespace) -> None:
@@ -591,6 +592,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", required=True)
     p.add_argument("--omics", default=None)
     p.add_argument("--features", nargs="+", required=True)
+    p.add_argument("--slides", nargs="*", default=None, help="slide sheet (results/cohort/slides.tsv): the patient "
+                   "of each feature file <slide_id>.h5 (default: the first 12 characters of the name)")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 

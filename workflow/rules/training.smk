@@ -30,6 +30,7 @@ rule train_fold:
         labels=LABELS,
         omics=OMICS_MATRIX,
         features=get_all_features,
+        slides=SLIDE_SHEET,  # the patient of each feature file (any slide ids, not only TCGA barcodes)
     output:
         predictions=FOLD_PREDICTIONS,
         checkpoint=f"{FOLD_DIR}/checkpoint.pt",
@@ -50,4 +51,5 @@ rule train_fold:
     shell:
         "gliofuse train fold --config {input.cfg} --model {wildcards.model} --task {wildcards.task}"
         " --split {input.split} --labels {input.labels} --omics {input.omics}"
-        " --features {input.features} --threads {threads} --out-dir {params.out_dir} > {log} 2>&1"
+        " --features {input.features} --slides {input.slides} --threads {threads} --out-dir {params.out_dir}"
+        " > {log} 2>&1"

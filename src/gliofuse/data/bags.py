@@ -1,7 +1,8 @@
 """Per-patient bags of patch features with their token-map layout (contract §5 files, read via features.store).
 
-A patient's bag is the concatenation of the ``features`` of all its ``ok`` slides with N > 0; patient
-id = first 12 characters of the file stem. The ``coords`` of each slide become integer grid cells
+A patient's bag is the concatenation of the ``features`` of all its ``ok`` slides with N > 0; the patient
+of a file ``<slide_id>.h5`` comes from the slide sheet (``slide_patients``), else it is the first 12
+characters of the stem (TCGA barcodes). The ``coords`` of each slide become integer grid cells
 (:func:`grid_positions`) and a patient's slides are laid out side by side (:func:`layout_slides`) so
 that 2-D models can build a token map.
 """

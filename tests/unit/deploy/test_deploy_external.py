@@ -81,3 +81,26 @@ def test_a_feature_file_missing_from_the_sheet_is_refused_by_name(bundle_of: Any
     with pytest.raises(InputDataError, match="not_in_sheet.h5.*not in the slide sheet"):
         predict_external_(bundles=[bundle], slides=sheet, feature_paths=[*features, stray], omics_path=omics,
                           out_root=tmp_path / "external", settings=PredictConfig())
+
+
+def test_training_reads_each_feature_files_patient_from_the_slide_sheet(train_run: Any, cohort: Any, make_config: Any,
+                                                                        tmp_path: Path) -> None:
+    """Hospital slide names (not TCGA barcodes) train the same fold as the TCGA-named files, given the sheet."""
+    from gliofuse.training.fold import train_fold_
+
+    root, _ = train_run("abmil", "survival")
+    mapping, renamed = {}, []
+    for k, src in enumerate(sorted(cohort.feature_paths)):  # the same sort order as the original names
+        dst = tmp_path / "features" / f"hosp_{k:03d}.h5"
+        dst.parent.mkdir(exist_ok=True)
+        shutil.copyfile(src, dst)
+        mapping[dst.stem] = patient_id_from_path(src)
+        renamed.append(dst)
+    out = tmp_path / "fold_0"
+    train_fold_(cfg=make_config(epochs=1), model_name="abmil", task="survival", split_path=cohort.split_paths[0],
+                labels_path=cohort.labels_path, omics_path=None, feature_paths=renamed, out_dir=out,
+                slide_patients=mapping)
+    mine = pd.read_csv(out / "predictions.tsv", sep="\t")
+    ref = pd.read_csv(root / "abmil" / "survival" / "fold_0" / "predictions.tsv", sep="\t")
+    assert mine["patient_id"].tolist() == ref["patient_id"].tolist()
+    np.testing.assert_allclose(mine["risk"], ref["risk"], rtol=1e-5)
