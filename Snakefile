@@ -23,6 +23,7 @@ include: "workflow/rules/omics.smk"
 include: "workflow/rules/training.smk"
 include: "workflow/rules/evaluation.smk"
 include: "workflow/rules/deploy.smk"
+include: "workflow/rules/external.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/validation.smk"
 

@@ -140,7 +140,13 @@ def cmd_labels_build(args: argparse.Namespace) -> None:
     if args.clinical:
         if args.molecular:
             raise ConfigError("--molecular goes with --cases (GDC route); --clinical holds the markers itself.")
-        build_label_table_from_clinical_(clinical_path=Path(args.clinical), sheet=cfg.sheet,
+        sheet = cfg.sheet
+        if args.external:
+            if args.external not in cfg.external:
+                raise ConfigError(f"--external {args.external}: no such cohort in section external "
+                                  f"(configured: {sorted(cfg.external)}).")
+            sheet = cfg.external[args.external]
+        build_label_table_from_clinical_(clinical_path=Path(args.clinical), sheet=sheet,
                                          strict=cfg.labels.who2021_strict, out_path=Path(args.out),
                                          config=_section(cfg, "labels"))
         return
@@ -258,7 +264,8 @@ def cmd_train_fold(args: argparse.Namespace) -> None:
     _torch_threads(args.threads)
     train_fold_(cfg=cfg, model_name=args.model, task=args.task, split_path=Path(args.split),
                 labels_path=Path(args.labels), omics_path=Path(args.omics) if args.omics else None,
-                feature_paths=[Path(p) for p in args.features], out_dir=Path(args.out_dir))
+                feature_paths=[Path(p) for p in args.features], out_dir=Path(args.out_dir),
+                slide_patients=_sheet_patients(_one_or_none(args.slides, "--slides")))
 
 
 def cmd_train_folds(args: argparse.Namespace) -> None:
@@ -268,7 +275,8 @@ def cmd_train_folds(args: argparse.Namespace) -> None:
     _torch_threads(args.threads)
     train_folds_(cfg=cfg, model_name=args.model, task=args.task, split_paths=[Path(p) for p in args.splits],
                  labels_path=Path(args.labels), omics_path=Path(args.omics) if args.omics else None,
-                 feature_paths=[Path(p) for p in args.features], out_dirs=[Path(p) for p in args.out_dirs])
+                 feature_paths=[Path(p) for p in args.features], out_dirs=[Path(p) for p in args.out_dirs],
+                 slide_patients=_sheet_patients(_one_or_none(args.slides, "--slides")))
 
 
 def cmd_evaluate_model(args: argparse.Namespace) -> None:
@@ -330,9 +338,49 @@ def cmd_predict(args: argparse.Namespace) -> None:
     inputs = read_cohort_inputs_(bundle, feature_paths=[Path(p) for p in args.features or []],
                                  omics_path=_one_or_none(args.omics, "--omics"), patients=args.patients,
                                  max_missing_gene_fraction=settings.max_missing_gene_fraction,
-                                 drop_incomplete=args.drop_incomplete or settings.drop_incomplete)
+                                 drop_incomplete=args.drop_incomplete or settings.drop_incomplete,
+                                 slide_patients=_sheet_patients(_one_or_none(args.slides, "--slides")))
     predict_cohort_(bundle, inputs, out_dir=Path(args.out_dir), device=args.device,
                     wsi_dir=Path(args.wsi_dir) if args.wsi_dir else None)
+
+
+def cmd_external_predict(args: argparse.Namespace) -> None:
+    from gliofuse.deploy.external import predict_external_
+
+    cfg = _cfg(args)
+    _torch_threads(args.threads)
+    predict_external_(bundles=[Path(p) for p in args.bundles], slides=Path(args.slides),
+                      feature_paths=[Path(p) for p in args.features or []],
+                      omics_path=_one_or_none(args.omics, "--omics"), out_root=Path(args.out_root),
+                      settings=cfg.predict, device=args.device)
+
+
+def cmd_external_evaluate(args: argparse.Namespace) -> None:
+    from gliofuse.evaluation.external import evaluate_external_
+
+    cfg = _cfg(args)
+    ev = cfg.evaluation
+    evaluate_external_(cohort=args.cohort, prediction_paths=[Path(p) for p in args.predictions],
+                       bundle_paths=[Path(p) for p in args.bundles], labels_path=Path(args.labels),
+                       development_predictions=[Path(p) for p in args.development_predictions or []],
+                       n_bootstrap=ev.n_bootstrap, seed=cfg.seed, time_quantiles=ev.time_quantiles,
+                       n_times=ev.n_times, out_dir=Path(args.out_dir))
+
+
+def cmd_external_report(args: argparse.Namespace) -> None:
+    from gliofuse.report.external import write_external_report_
+
+    write_external_report_(cohort=args.cohort, evaluation_dir=Path(args.evaluation_dir), out_km=Path(args.out_km),
+                           out_calibration=Path(args.out_calibration), out_md=Path(args.out_md), dpi=args.dpi)
+
+
+def _sheet_patients(sheet: Path | None) -> dict[str, str] | None:
+    """``{slide_id: patient_id}`` of a slide sheet (``--slides``), or None (patient = first 12 characters)."""
+    if not sheet:
+        return None
+    from gliofuse.cohorts.sheet import read_slide_sheet_, slide_patients
+
+    return slide_patients(read_slide_sheet_(sheet, check_files=False))
 
 
 def _one_or_none(paths: list[str] | None, flag: str) -> Path | None:
@@ -415,7 +463,8 @@ def cmd_report_markdown(args: argparse.Namespace) -> None:
     cfg = _cfg(args)
     write_summary_markdown_(summary_path=Path(args.summary), comparisons_path=Path(args.comparisons),
                             ablation_path=Path(args.ablation), out=Path(args.out), title=cfg.report.title,
-                            cards_path=Path(args.cards) if args.cards else None)
+                            cards_path=Path(args.cards) if args.cards else None,
+                            external_sections=[Path(p) for p in args.external or []])
 
 
 def cmd_report_cards(args: argparse.Namespace) -> None:
@@ -509,6 +558,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--molecular", default=None,
                    help="molecular label TSV (cBioPortal lgggbm_tcga_pub schema) with --cases; default: the shipped "
                         "Ceccarelli table")
+    p.add_argument("--external", default=None,
+                   help="with --clinical: the external cohort whose columns map the table (external.<name>)")
     p.add_argument("--out", required=True)
 
     g = group("cohort", "the slide sheet: the workflow's one list of slides and their patients")
@@ -587,6 +638,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", required=True)
     p.add_argument("--omics", default=None)
     p.add_argument("--features", nargs="+", required=True)
+    p.add_argument("--slides", nargs="*", default=None, help="slide sheet (results/cohort/slides.tsv): the patient "
+                   "of each feature file <slide_id>.h5 (default: the first 12 characters of the name)")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p = _add(g, "folds", cmd_train_folds, "train one model on one task and several folds, in this process")
@@ -597,6 +650,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--omics", default=None)
     p.add_argument("--features", nargs="+", required=True)
     p.add_argument("--out-dirs", nargs="+", required=True, help="output folder of each fold, in --splits order")
+    p.add_argument("--slides", nargs="*", default=None, help="slide sheet (results/cohort/slides.tsv): the patient "
+                   "of each feature file <slide_id>.h5 (default: the first 12 characters of the name)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
     g = group("bundle", "model bundles for deployment")
@@ -613,6 +668,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--features", nargs="*", default=None, help="slide feature files (.h5) or folders of them")
     p.add_argument("--omics", nargs="*", default=None, help="expression matrix (contract §6)")
     p.add_argument("--patients", nargs="+", default=None, help="patients to predict (default: all with inputs)")
+    p.add_argument("--slides", nargs="*", default=None, help="slide sheet (patient_id, slide_id, slide_path): the patient of "
+                   "each feature file <slide_id>.h5 (default: the first 12 characters of the name, TCGA barcodes)")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--config", default=None, help="config for predict.* settings (default: built-in defaults)")
     p.add_argument("--drop-incomplete", action="store_true",
@@ -621,6 +678,32 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the cohort's wsi_patch outputs (thumbnails/, coords/): draw attention heatmaps")
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+    g = group("external", "external validation cohorts (section external; docs/data-contracts.md §12)")
+    p = _add(g, "predict", cmd_external_predict, "apply every development bundle to one external cohort")
+    p.add_argument("--bundles", nargs="+", required=True, help="bundle folders (results/models/<m>/<t>/bundle)")
+    p.add_argument("--slides", required=True, help="the cohort's slide sheet: the patient of each <slide_id>.h5")
+    p.add_argument("--features", nargs="*", default=None, help="the cohort's slide feature files")
+    p.add_argument("--omics", nargs="*", default=None, help="its expression matrix on the development genes")
+    p.add_argument("--out-root", required=True, help="outputs go to <out-root>/<model>/<task>/")
+    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    p = _add(g, "evaluate", cmd_external_evaluate, "metrics, KM risk groups and calibration on one external cohort")
+    p.add_argument("--cohort", required=True)
+    p.add_argument("--predictions", nargs="+", required=True, help="the cohort's predictions.tsv (one per bundle)")
+    p.add_argument("--bundles", nargs="+", required=True, help="bundle.json of each model x task (class maps)")
+    p.add_argument("--labels", required=True, help="the cohort's label table")
+    p.add_argument("--development-predictions", nargs="*", default=None,
+                   help="development fold predictions.tsv of the survival models (risk cut-offs)")
+    p.add_argument("--out-dir", required=True)
+    p = _add(g, "report", cmd_external_report, "KM and calibration figures and the Markdown section of a cohort",
+             config=False)
+    p.add_argument("--cohort", required=True)
+    p.add_argument("--evaluation-dir", required=True, help="results/external/<cohort>/evaluation")
+    p.add_argument("--out-km", required=True)
+    p.add_argument("--out-calibration", required=True)
+    p.add_argument("--out-md", required=True)
+    p.add_argument("--dpi", type=int, default=150)
 
     g = group("evaluate", "metrics from prediction files")
     p = _add(g, "model", cmd_evaluate_model, "out-of-fold predictions and metrics of one model and task")
@@ -726,6 +809,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--comparisons", required=True)
     p.add_argument("--ablation", required=True)
     p.add_argument("--cards", help="model_cards.json: adds a Models section (family, reference, RNA encoder)")
+    p.add_argument("--external", nargs="*", default=None,
+                   help="external cohorts' sections (results/external/<cohort>/summary.md), appended in order")
     p.add_argument("--out", required=True)
     p = _add(g, "cards", cmd_report_cards, "model cards JSON (from the prediction tables' provenance sidecars)",
              config=False)

@@ -7,6 +7,7 @@ validates against (``workflow/schemas/config.schema.yaml``); a test keeps the tw
 
 from __future__ import annotations
 
+import shlex
 from enum import StrEnum
 from itertools import pairwise
 from pathlib import Path
@@ -22,12 +23,14 @@ from gliofuse.tasks import TASK_NAMES
 
 SECTIONS: tuple[str, ...] = (
     "demo", "gdc", "sheet", "labels", "omics", "wsi", "features", "data", "training", "evaluation", "report",
-    "validation", "predict",
+    "validation", "predict", "external",
 )
 
 
-SNAPSHOT_INCLUDES: dict[str, tuple[str, ...]] = {"labels": ("sheet",)}
-"""Sections a stage's snapshot holds besides its own: labels_build reads the clinical columns of ``sheet``."""
+SNAPSHOT_INCLUDES: dict[str, tuple[str, ...]] = {"labels": ("sheet",),
+                                                  "external": ("labels", "predict", "evaluation")}
+"""Sections a stage's snapshot holds besides its own: labels_build reads the clinical columns of ``sheet``;
+the external jobs read labels.who2021_strict, the predict settings and the evaluation settings."""
 
 
 class _Section(BaseModel):
@@ -156,12 +159,48 @@ class ClinicalColumns(_Section):
         return self
 
 
-class CohortSheetConfig(_Section):
-    """An own cohort (``cohort: sheet``): a slide sheet and a per-patient clinical table.
+class ExpressionMatrixConfig(_Section):
+    """A gene x sample expression matrix with a declared unit (``gliofuse omics import``; contract §6).
 
-    Relative paths are read from the working directory. Expression today: STAR - Counts files in GDC layout
-    under data_root (rnaseq/ + metadata/files_rnaseq.json; data_root defaults to the slide sheet's folder);
-    an expression matrix entry (``expression: {path, unit, gene_id}``) belongs in this section too.
+    Sample ids are patient ids (the slide sheet's ``patient_id``). Development cohort: the matrix's genes
+    are the gene space; external cohort: imported onto the development ``expression.h5``'s genes and unit.
+    """
+
+    path: str = Field(..., min_length=1, description="Matrix file: TSV/CSV (genes x samples unless orientation) or "
+                      "h5ad (obs = samples, var = genes); relative to the working directory.")
+    unit: str = Field(..., min_length=1, description="counts, tpm, fpkm, fpkm_uq, or log2_<one of these> "
+                      "(log2(x + pseudocount)).")
+    gene_id: Literal["symbol", "ensembl"] = Field(..., description="Gene id type of the matrix (Ensembl versions "
+                                                   "are stripped).")
+    pseudocount: float | None = Field(None, gt=0, description="p of a log2_<unit> matrix (log2(x + p)).")
+    orientation: Literal["genes-in-rows", "genes-in-columns"] = Field("genes-in-rows",
+                                                                       description="TSV/CSV layout.")
+    gene_column: str | None = Field(None, description="h5ad var column with the gene ids (default var_names).")
+    layer: str | None = Field(None, description="h5ad layer with the values (default X).")
+    gene_table: str | None = Field(None, description="symbol <-> Ensembl table (a GDC STAR - Counts file or a TSV "
+                                   "with gene_id, gene_name[, gene_type]); needed for symbols without a reference.")
+    max_missing_fraction: float = Field(0.1, ge=0, le=1, description="External cohorts: fraction of the "
+                                        "development genes the matrix may lack (filled with the development mean); "
+                                        "more: refused.")
+
+    def import_flags(self) -> str:
+        """The ``gliofuse omics import`` options of this matrix (besides --matrix, --reference, --out)."""
+        flags = [f"--unit {shlex.quote(self.unit)}", f"--gene-id {self.gene_id}", f"--orientation {self.orientation}",
+                 f"--max-missing-fraction {self.max_missing_fraction:g}"]
+        for key in ("pseudocount", "gene_column", "layer", "gene_table"):
+            value = getattr(self, key)
+            if value is not None:
+                flags.append(f"--{key.replace('_', '-')} {shlex.quote(str(value))}")
+        return " ".join(flags)
+
+
+class CohortSheetConfig(_Section):
+    """An own cohort (``cohort: sheet`` or an entry of ``external``): a slide sheet and a per-patient clinical
+    table, and optionally an expression matrix.
+
+    Relative paths are read from the working directory. Expression: ``expression`` (a matrix with a declared
+    unit), else (development cohort only) STAR - Counts files in GDC layout under data_root (rnaseq/ +
+    metadata/files_rnaseq.json; data_root defaults to the slide sheet's folder).
     """
 
     slides: str | None = Field(None, description="Slide sheet (CSV/TSV): patient_id, slide_id, slide_path "
@@ -173,6 +212,9 @@ class CohortSheetConfig(_Section):
     time_unit: Literal["days", "months"] = Field("days", description="Unit of the survival time column (months "
                                                  "x 30.4375 = days).")
     columns: ClinicalColumns = ClinicalColumns()
+    expression: ExpressionMatrixConfig | None = Field(
+        None, description="Expression matrix of the cohort (sample ids = patient ids); None: the STAR route "
+        "(development cohort) or no RNA (external cohort: only models reading slides are applied).")
 
 
 class LabelsConfig(_Section):
@@ -678,6 +720,10 @@ class PredictConfig(_Section):
     features_dir: str | None = Field(
         None, description="Folder of the new cohort's slide feature files (<slide>.h5, contract §5, the bundle's "
         "encoder) for the `predict` target; None: the target only serves omics-only models.")
+    slides: str | None = Field(
+        None, description="The new cohort's slide sheet (patient_id, slide_id, slide_path): the patient of each "
+        "feature file <slide_id>.h5 for the `predict` target (e.g. results/cohort/slides.tsv to predict the "
+        "development cohort); None: the first 12 characters of the file name (TCGA barcodes).")
     omics: str | None = Field(
         None, description="The new cohort's expression matrix (contract §6) for the `predict` target; None: the "
         "target only serves WSI-only models.")
@@ -711,6 +757,20 @@ class GliofuseConfig(_Section):
     report: ReportConfig = ReportConfig()
     validation: ValidationConfig = ValidationConfig()
     predict: PredictConfig = PredictConfig()
+    external: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$")], CohortSheetConfig] = Field(
+        {}, description="External validation cohorts by name (a letter or digit, then letters, digits, '_' or "
+        "'-'): each a slide sheet, clinical table and expression matrix like section sheet. The development "
+        "models are applied to them frozen; their outputs go under results/external/<name>/.")
+
+    @field_validator("external")
+    @classmethod
+    def _external_complete(cls, value: dict[str, CohortSheetConfig]) -> dict[str, CohortSheetConfig]:
+        for name, ext in value.items():
+            unset = [k for k in ("slides", "clinical") if not getattr(ext, k)]
+            if unset:
+                raise ValueError(f"external cohort {name!r} needs {' and '.join(unset)} (its slide sheet and "
+                                 "clinical table)")
+        return value
 
     def sheet_files(self) -> tuple[str, str]:
         """(sheet.slides, sheet.clinical) of ``cohort: sheet``; ConfigError naming the unset key. Checked by the

@@ -21,6 +21,10 @@ def json_schema() -> dict[str, Any]:
     names = list_models()
     models_prop = schema["$defs"]["TrainingConfig"]["properties"]["models"]
     models_prop["items"] = {"type": "string", "enum": names}
+    # A nullable section (sheet.expression: null) must not carry property defaults: Snakemake's validator fills
+    # defaults into the instance and would call setdefault on null. pydantic still applies them.
+    for prop in schema["$defs"]["ExpressionMatrixConfig"]["properties"].values():
+        prop.pop("default", None)
     return schema
 
 

@@ -127,6 +127,29 @@ def diagnosis4_labels(diagnosis: Sequence[float], who2021_grade: Sequence[float]
     return out
 
 
+def class_indices(spec: TaskSpec, raw: Sequence[float],
+                  who2021_grade: Sequence[float] | None = None) -> tuple[list[int], list[int]]:
+    """Class indices of ``spec`` from the label-table column ``spec.label_column``, and the bad positions.
+
+    ``raw``: that column's values (NaN or -1 = missing → -1); ``histologic_grade`` holds WHO grades 2/3/4
+    (→ 0/1/2); the 4-class diagnosis also needs ``who2021_grade`` (:func:`diagnosis4_labels`). Positions whose
+    value is not a class index of the source column are returned as ``bad`` (callers raise naming them).
+    """
+    vals = [float("nan") if v is None else float(v) for v in raw]
+    if spec.label_column == "histologic_grade":  # WHO grade 2/3/4 -> class index 0/1/2
+        vals = [v - 2.0 if v in (2.0, 3.0, 4.0) else float("nan") for v in vals]
+    vals = [-1.0 if math.isnan(v) else v for v in vals]
+    four_class = spec.name == "diagnosis" and spec.n_classes == 4
+    n_source = 3 if four_class else spec.n_classes
+    bad = [i for i, v in enumerate(vals) if v != -1 and v not in range(n_source)]
+    if bad:
+        return [-1] * len(vals), bad
+    if four_class:
+        grade = [float("nan")] * len(vals) if who2021_grade is None else [float(g) for g in who2021_grade]
+        return diagnosis4_labels(vals, grade), []
+    return [int(v) for v in vals], []
+
+
 def task_kind(name: str) -> Literal["survival", "classification"]:
     """``"survival"`` or ``"classification"``; unknown names raise ``ConfigError``."""
     return get_task(name).kind

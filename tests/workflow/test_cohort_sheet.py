@@ -85,3 +85,15 @@ def test_a_bad_sheet_stops_the_workflow_before_any_job(tmp_path, shared_data, br
     assert proc.returncode != 0
     assert all(n in out for n in needles), out[-2000:]
     assert "Job stats" not in out  # nothing was planned
+
+
+def test_sheet_expression_imports_the_matrix_instead_of_star_files(tmp_path, shared_data):
+    cfg = _own_cohort(tmp_path, shared_data)
+    (tmp_path / "cohort" / "tpm.tsv").write_text("gene\tA1\tA2\nENSG00000141510\t3.5\t7.0\n")
+    cfg["sheet"]["expression"] = {"path": "../cohort/tpm.tsv", "unit": "tpm", "gene_id": "ensembl"}
+    run = tmp_path / "run"
+    write_config(run, cfg)
+    dry = snakemake(run, "-n", "-p", "results/omics/expression.h5", timeout=300).stdout
+    assert job_counts(dry)["omics_matrix"] == 1
+    assert "gliofuse omics import --config results/config/omics.yaml --matrix ../cohort/tpm.tsv --unit tpm" in dry
+    assert "--gene-id ensembl" in dry and "omics matrix" not in dry and "--reference" not in dry

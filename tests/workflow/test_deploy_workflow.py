@@ -26,3 +26,15 @@ def test_predict_target_runs_the_bundles_its_inputs_serve(tmp_path: Path) -> Non
     write_config(tmp_path, {**cfg, "predict": {"omics": str(new / "expression.h5")}})
     counts = job_counts(snakemake(tmp_path, "-n", "predict").stdout)
     assert counts.get("predict_cohort") == 2 and counts.get("bundle_export") == 1, counts  # snn x 2 tasks only
+
+
+def test_predict_target_passes_the_new_cohorts_slide_sheet(tmp_path: Path) -> None:
+    new = tmp_path / "new_cohort"
+    (new / "features").mkdir(parents=True)
+    (new / "features" / "hosp_001.h5").write_bytes(b"")  # only its presence matters to a dry run
+    (new / "slides.csv").write_text("patient_id,slide_id,slide_path\nH1,hosp_001,hosp_001.svs\n")
+    cfg = {**SMALL, "training": {**SMALL["training"], "models": ["abmil"]},
+           "predict": {"features_dir": str(new / "features"), "slides": str(new / "slides.csv")}}
+    write_config(tmp_path, cfg)
+    dry = snakemake(tmp_path, "-n", "-p", "predict").stdout
+    assert f"--slides {new / 'slides.csv'}" in dry and f"--features {new / 'features' / 'hosp_001.h5'}" in dry

@@ -45,6 +45,8 @@ if SHEET_COHORT:
     except (ConfigError, InputDataError) as exc:
         raise WorkflowError(str(exc)) from None
     validate(USER_SHEET, schema="../schemas/slides.schema.yaml")
+# cohort: sheet with sheet.expression: the omics rule imports that matrix instead of reading STAR files
+SHEET_EXPRESSION = SHEET_COHORT and CFG.sheet.expression is not None
 
 
 CONFIG_SNAPSHOT = "results/config/{section}.yaml"
@@ -84,6 +86,36 @@ def _list_slides() -> list[str]:
 
 SLIDES = _list_slides()
 SHEET_SLIDE_PATHS = dict(zip(USER_SHEET["slide_id"], USER_SHEET["slide_path"])) if SHEET_COHORT else {}
+
+
+def _check_external_cohorts() -> dict[str, dict[str, str]]:
+    """External cohorts (section external): each slide sheet and clinical table checked now; returns
+    ``{cohort: {slide_id: slide_path}}``. Their outputs are namespaced (results/external/<cohort>/), but slide ids
+    must differ from the development cohort's (wsi.overrides_csv rows are matched by slide id)."""
+    from gliofuse.models.registry import get_model_card
+
+    reads_rna = sorted(m for m in MODELS if "omics" in get_model_card(m).modalities)
+    out = {}
+    for name, ext in CFG.external.items():
+        try:
+            sheet = read_slide_sheet_(ext.slides)
+            read_clinical_table_(ext.clinical, sheet=ext, strict=CFG.labels.who2021_strict, key=f"external.{name}")
+        except (ConfigError, InputDataError) as exc:
+            raise WorkflowError(f"external cohort {name!r}: {exc}") from None
+        validate(sheet, schema="../schemas/slides.schema.yaml")
+        clash = sorted(set(sheet["slide_id"]) & set(SLIDES))
+        if clash:
+            raise WorkflowError(f"external cohort {name!r}, {ext.slides}: slide id(s) {clash[:5]} are also slides of "
+                                "the development cohort. Rename them in the external sheet (e.g. prefix the site).")
+        if reads_rna and ext.expression is None:
+            raise WorkflowError(f"external cohort {name!r}: models {reads_rna} read RNA; set external.{name}."
+                                "expression (path, unit, gene_id) or train only slide models.")
+        out[name] = dict(zip(sheet["slide_id"], sheet["slide_path"]))
+    return out
+
+
+EXTERNAL_SLIDE_PATHS = _check_external_cohorts()
+EXTERNAL = list(EXTERNAL_SLIDE_PATHS)
 
 # Parse-time checks of the sections whose errors would otherwise surface inside a job.
 try:
@@ -137,6 +169,18 @@ MODELS_DIR = "results/models"
 BUNDLE_JSON = f"{MODELS_DIR}/{{model}}/{{task}}/bundle/bundle.json"
 BUNDLES = [BUNDLE_JSON.format(model=m, task=t) for m, t in JOBS]
 PREDICT_DIR = "results/predict/{model}/{task}"
+EXTERNAL_DIR = "results/external/{ext}"  # every output of one external cohort (docs/data-contracts.md §12)
+EXT_LABELS = f"{EXTERNAL_DIR}/labels.tsv"
+EXT_OMICS = f"{EXTERNAL_DIR}/omics/expression.h5"
+EXT_WSI_DIR = f"{EXTERNAL_DIR}/wsi"
+EXT_FEATURES = f"{EXTERNAL_DIR}/features/{ENCODER}/{{slide}}.h5"
+EXT_FEATURES_STATUS = f"{EXTERNAL_DIR}/features/{ENCODER}/status/{{slide}}.json"
+EXT_PREDICT_DIR = f"{EXTERNAL_DIR}/predict"
+EXT_PREDICTIONS = [f"{EXT_PREDICT_DIR}/{m}/{t}/predictions.tsv" for m, t in JOBS]  # {ext} left as a wildcard
+EXT_EVALUATION = f"{EXTERNAL_DIR}/evaluation"
+EXT_KM_FIGURE = f"{EXTERNAL_DIR}/figures/km.png"
+EXT_CALIBRATION_FIGURE = f"{EXTERNAL_DIR}/figures/calibration.png"
+EXT_SUMMARY_MD = f"{EXTERNAL_DIR}/summary.md"
 VALIDATION_DIR = "results/validation"
 VALIDATION_JOB_DIR = f"{VALIDATION_DIR}/{{vprotocol}}/{{vmodel}}/{{vtask}}/{{vcohort}}/split_{{vsplit}}"
 
@@ -147,6 +191,7 @@ wildcard_constraints:
     model="|".join(MODELS),
     task="|".join(TASKS),
     section="|".join(SECTIONS),
+    ext="|".join(EXTERNAL),
 
 
 def validation_choices(field: str) -> str:
@@ -343,6 +388,11 @@ def get_predict_omics(wildcards=None) -> list[str]:
     return [CFG.predict.omics] if CFG.predict.omics else []
 
 
+def get_predict_slides(wildcards=None) -> list[str]:
+    """The new cohort's slide sheet (predict.slides): the patient of each feature file; none when unset."""
+    return [CFG.predict.slides] if CFG.predict.slides else []
+
+
 def get_predict_wsi_flag(wildcards=None) -> str:
     """``--wsi-dir <predict.wsi_dir>`` (attention heatmaps), or nothing when unset."""
     return f"--wsi-dir {CFG.predict.wsi_dir}" if CFG.predict.wsi_dir else ""
@@ -359,6 +409,66 @@ def get_predict_outputs(wildcards=None) -> list[str]:
         raise WorkflowError("the `predict` target has nothing to run: set predict.features_dir (slide feature "
                             "files of the new cohort) and/or predict.omics (its expression matrix) in the config.")
     return out
+
+
+# --- external validation cohorts (section external) ---
+def get_external_slide_file(wildcards) -> str:
+    return EXTERNAL_SLIDE_PATHS[wildcards.ext][wildcards.slide]
+
+
+def get_external_sheet(wildcards) -> str:
+    return CFG.external[wildcards.ext].slides
+
+
+def get_external_clinical(wildcards) -> str:
+    return CFG.external[wildcards.ext].clinical
+
+
+def get_external_features(wildcards) -> list[str]:
+    return [EXT_FEATURES.format(ext=wildcards.ext, slide=s) for s in EXTERNAL_SLIDE_PATHS[wildcards.ext]]
+
+
+def get_external_matrix(wildcards) -> str:
+    return CFG.external[wildcards.ext].expression.path
+
+
+def get_external_import_flags(wildcards) -> str:
+    return CFG.external[wildcards.ext].expression.import_flags()
+
+
+def get_external_omics(wildcards) -> list[str]:
+    """The cohort's expression imported onto the development genes, or nothing (no model reads RNA)."""
+    return [EXT_OMICS.format(ext=wildcards.ext)] if CFG.external[wildcards.ext].expression else []
+
+
+def get_bundle_dirs(wildcards=None) -> list[str]:
+    return [str(Path(b).parent) for b in BUNDLES]
+
+
+def get_external_predict_root(wildcards) -> str:
+    """results/external/<cohort>/predict: bundle outputs go to <root>/<model>/<task>/."""
+    return EXT_PREDICT_DIR.format(ext=wildcards.ext)
+
+
+def get_input_dir(wildcards, input) -> str:
+    return str(Path(input[0]).parent)
+
+
+def get_survival_fold_predictions(wildcards=None) -> list[str]:
+    """Development fold predictions of the survival jobs: the risk cut-offs of the external KM groups."""
+    from gliofuse.tasks import task_kind
+
+    return [FOLD_PREDICTIONS.format(model=m, task=t, fold=k) for m, t in JOBS if task_kind(t) == "survival"
+            for k in FOLDS]
+
+
+def get_external_sections(wildcards=None) -> list[str]:
+    """Each external cohort's Markdown section, appended to results/summary.md."""
+    return [EXT_SUMMARY_MD.format(ext=e) for e in EXTERNAL]
+
+
+def get_all_external_outputs(wildcards=None) -> list[str]:
+    return [t.format(ext=e) for e in EXTERNAL for t in (EXT_SUMMARY_MD, EXT_KM_FIGURE, EXT_CALIBRATION_FIGURE)]
 
 
 # --- validation on published tables ---
@@ -397,4 +507,5 @@ def get_final_output(wildcards=None) -> list[str]:
     # intermediate whose consumers are up to date, so without this `rm` of one h5 would go unnoticed.
     out += get_all_features()
     out += BUNDLES  # the trained models, ready for `gliofuse predict` (one export job for all of them)
+    out += get_all_external_outputs()  # external validation: metrics, KM and calibration per external cohort
     return out

@@ -30,6 +30,7 @@ rule predict_cohort:
         bundle=BUNDLE_JSON,
         features=get_predict_features,
         omics=get_predict_omics,
+        slides=get_predict_slides,
     output:
         predictions=f"{PREDICT_DIR}/predictions.tsv",
     params:
@@ -42,7 +43,7 @@ rule predict_cohort:
         "../../envs/torch.yaml"
     shell:
         "gliofuse predict --config {input.cfg} --bundle {params.bundle} --features {input.features}"
-        " --omics {input.omics} {params.wsi} --out-dir {params.out_dir} > {log} 2>&1"
+        " --omics {input.omics} --slides {input.slides} {params.wsi} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule predict:

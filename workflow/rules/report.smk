@@ -126,6 +126,7 @@ rule report_markdown:
         comparisons=COMPARISONS,
         ablation=ABLATION,
         cards=MODEL_CARDS,
+        external=get_external_sections,  # one section per external cohort (section external); none without
     output:
         md=report(
             SUMMARY_MD,
@@ -139,7 +140,7 @@ rule report_markdown:
         "../../envs/stats.yaml"
     shell:
         "gliofuse report markdown --config {input.cfg} --summary {input.summary} --comparisons {input.comparisons}"
-        " --ablation {input.ablation} --cards {input.cards} --out {output.md} > {log} 2>&1"
+        " --ablation {input.ablation} --cards {input.cards} --external {input.external} --out {output.md} > {log} 2>&1"
 
 
 rule report_cohort:

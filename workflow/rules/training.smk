@@ -42,6 +42,7 @@ if CFG.training.folds_per_job == "one":
             labels=LABELS,
             omics=OMICS_MATRIX,
             features=get_all_features,
+            slides=SLIDE_SHEET,  # the patient of each feature file (any slide ids, not only TCGA barcodes)
         output:
             predictions=FOLD_PREDICTIONS,
             checkpoint=f"{FOLD_DIR}/checkpoint.pt",
@@ -62,7 +63,8 @@ if CFG.training.folds_per_job == "one":
         shell:
             "gliofuse train fold --config {input.cfg} --model {wildcards.model} --task {wildcards.task}"
             " --split {input.split} --labels {input.labels} --omics {input.omics}"
-            " --features {input.features} --threads {threads} --out-dir {params.out_dir} > {log} 2>&1"
+            " --features {input.features} --slides {input.slides} --threads {threads} --out-dir {params.out_dir}"
+            " > {log} 2>&1"
 
 else:
 
@@ -73,6 +75,7 @@ else:
             labels=LABELS,
             omics=OMICS_MATRIX,
             features=get_all_features,
+            slides=SLIDE_SHEET,  # the patient of each feature file (any slide ids, not only TCGA barcodes)
         output:
             # every fold's files: Snakemake deletes a job's declared outputs before it runs
             predictions=expand(FOLD_PREDICTIONS, fold=FOLDS, allow_missing=True),
@@ -94,4 +97,5 @@ else:
         shell:
             "gliofuse train folds --config {input.cfg} --model {wildcards.model} --task {wildcards.task}"
             " --splits {input.splits} --labels {input.labels} --omics {input.omics}"
-            " --features {input.features} --threads {threads} --out-dirs {params.out_dirs} > {log} 2>&1"
+            " --features {input.features} --slides {input.slides} --threads {threads} --out-dirs {params.out_dirs}"
+            " > {log} 2>&1"

@@ -1,7 +1,8 @@
 """Per-patient bags of patch features with their token-map layout (contract §5 files, read via features.store).
 
-A patient's bag is the concatenation of the ``features`` of all its ``ok`` slides with N > 0; patient
-id = first 12 characters of the file stem. The ``coords`` of each slide become integer grid cells
+A patient's bag is the concatenation of the ``features`` of all its ``ok`` slides with N > 0; the patient
+of a file ``<slide_id>.h5`` comes from the slide sheet (``slide_patients``), else it is the first 12
+characters of the stem (TCGA barcodes). The ``coords`` of each slide become integer grid cells
 (:func:`grid_positions`) and a patient's slides are laid out side by side (:func:`layout_slides`) so
 that 2-D models can build a token map.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +29,22 @@ def patient_id_from_path(path: str | Path) -> str:
     return Path(path).stem[:PATIENT_ID_LEN]
 
 
-def group_feature_files_(feature_paths: Iterable[str | Path]) -> tuple[dict[str, list[FeatureFileInfo]], int]:
+def _patient_of(path: Path, slide_patients: Mapping[str, str] | None) -> str:
+    if slide_patients is None:
+        return patient_id_from_path(path)
+    if path.stem not in slide_patients:
+        raise InputDataError(f"slide feature file {path}: slide {path.stem!r} is not in the slide sheet; list it "
+                             "there (patient_id, slide_id, slide_path) or leave the file out.")
+    return slide_patients[path.stem]
+
+
+def group_feature_files_(feature_paths: Iterable[str | Path], slide_patients: Mapping[str, str] | None = None
+                         ) -> tuple[dict[str, list[FeatureFileInfo]], int]:
     """Validate feature files and group the usable ones by patient.
 
     A file is usable when its ``status`` is ``ok`` and it has at least one patch. All usable
-    files must share one feature dimension.
+    files must share one feature dimension. ``slide_patients`` (``{slide_id: patient_id}`` of a slide
+    sheet) gives each file's patient by its stem (the slide id); None: the first 12 characters of the stem.
 
     Returns
     -------
@@ -53,7 +65,7 @@ def group_feature_files_(feature_paths: Iterable[str | Path]) -> tuple[dict[str,
             n_skipped += 1
             continue
         dims.setdefault(info.embed_dim, info.path)
-        by_patient[patient_id_from_path(path)].append(info)
+        by_patient[_patient_of(path, slide_patients)].append(info)
     if len(dims) > 1:
         examples = ", ".join(f"D={d} ({p.name})" for d, p in sorted(dims.items()))
         raise InputDataError(f"slide feature files disagree on the feature dimension: {examples}. "

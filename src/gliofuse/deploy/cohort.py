@@ -11,7 +11,7 @@ constant stand-in for the absent input.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,12 +77,15 @@ def model_gene_index(bundle: Bundle) -> np.ndarray:
 
 def read_cohort_inputs_(bundle: Bundle, *, feature_paths: Sequence[Path], omics_path: Path | None,
                         patients: Sequence[str] | None, max_missing_gene_fraction: float,
-                        drop_incomplete: bool = False) -> CohortInputs:
+                        drop_incomplete: bool = False,
+                        slide_patients: Mapping[str, str] | None = None) -> CohortInputs:
     """Read and check the new cohort's inputs for ``bundle``.
 
     Parameters
     ----------
-    feature_paths : slide feature files (contract §5, patient id = first 12 characters of the stem).
+    feature_paths : slide feature files (contract §5, stem = slide id).
+    slide_patients : ``{slide_id: patient_id}`` of the cohort's slide sheet; None: patient id = the first 12
+        characters of the stem (TCGA barcodes).
     omics_path : expression matrix (contract §6), genes matched to the training genes by id, else by symbol.
     patients : the patients to predict; None: every patient with an input the model reads.
     max_missing_gene_fraction : ``predict.max_missing_gene_fraction``.
@@ -101,7 +104,7 @@ def read_cohort_inputs_(bundle: Bundle, *, feature_paths: Sequence[Path], omics_
         if not files:
             raise InputDataError(f"model {bundle.model_name} reads slides: give feature files (--features).")
         _check_encoder(bundle, files)
-        by_patient, dim = group_feature_files_(files)
+        by_patient, dim = group_feature_files_(files, slide_patients)
         want = int(bundle.meta["encoder"]["feature_dim"])
         if by_patient and dim != want:
             raise InputDataError(f"feature dimension {dim} of the new feature files differs from the bundle's "

@@ -59,11 +59,12 @@ _FIELD_OF = {"time_days": "survival_time"}  # label column -> sheet.columns fiel
 class _Row:
     """One row of the clinical table: mapped cells, parsed with errors naming the row and the column."""
 
-    def __init__(self, rec: Mapping[str, str], i: int, path: Path, columns: ClinicalColumns):
-        self.rec, self.i, self.path, self.columns = rec, i, path, columns
+    def __init__(self, rec: Mapping[str, str], i: int, path: Path, columns: ClinicalColumns, key: str = "sheet"):
+        self.rec, self.i, self.path, self.columns, self.key = rec, i, path, columns, key
 
     def where(self, field: str) -> str:
-        return f"clinical table {row_ref(self.path, self.i, str(getattr(self.columns, field)))} (sheet.columns.{field})"
+        return (f"clinical table {row_ref(self.path, self.i, str(getattr(self.columns, field)))} "
+                f"({self.key}.columns.{field})")
 
     def raw(self, field: str) -> str | None:
         col = getattr(self.columns, field)
@@ -132,16 +133,19 @@ def _parse_row(row: _Row, *, sheet: CohortSheetConfig, strict: bool) -> dict[str
             **who}
 
 
-def _check_columns(df: pd.DataFrame, path: Path, columns: ClinicalColumns) -> None:
+def _check_columns(df: pd.DataFrame, path: Path, columns: ClinicalColumns, key: str) -> None:
     for field, col in columns.model_dump().items():
         if col is not None and col not in df.columns:
             raise InputDataError(f"clinical table {path}, row 0 (header line 1), column {col!r} "
-                                 f"(sheet.columns.{field}): missing; the table has {list(df.columns)}. Fix "
-                                 f"sheet.columns.{field} or set it to null if the table has no such column.")
+                                 f"({key}.columns.{field}): missing; the table has {list(df.columns)}. Fix "
+                                 f"{key}.columns.{field} or set it to null if the table has no such column.")
 
 
-def read_clinical_table_(path: str | os.PathLike[str], *, sheet: CohortSheetConfig, strict: bool) -> pd.DataFrame:
+def read_clinical_table_(path: str | os.PathLike[str], *, sheet: CohortSheetConfig, strict: bool,
+                         key: str = "sheet") -> pd.DataFrame:
     """Read, check and parse a clinical table into one row per patient (before the task columns).
+
+    ``key``: the config key of ``sheet`` named in errors (``sheet``, or ``external.<cohort>``).
 
     Several rows of one patient (e.g. one per slide) must agree on every field; otherwise ``InputDataError``
     names both rows and the column. Returns patient_id, project, time_days, event, age_years, sex, idh, codel,
@@ -149,12 +153,12 @@ def read_clinical_table_(path: str | os.PathLike[str], *, sheet: CohortSheetConf
     """
     p = Path(path)
     df = read_sheet_frame_(p, what="clinical table")
-    _check_columns(df, p, sheet.columns)
+    _check_columns(df, p, sheet.columns, key)
     if df.empty:
         raise InputDataError(f"clinical table {p} has no rows; give one row per patient.")
     first: dict[str, tuple[int, dict[str, Any]]] = {}
     for i, rec in enumerate(df.to_dict("records")):
-        row = _Row(rec, i, p, sheet.columns)
+        row = _Row(rec, i, p, sheet.columns, key)
         parsed = _parse_row(row, sheet=sheet, strict=strict)
         pid = parsed["patient_id"]
         if pid not in first:

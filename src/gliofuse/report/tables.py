@@ -247,8 +247,10 @@ def summary_markdown(*, title: str, summary: pd.DataFrame, comparisons: pd.DataF
 
 
 def write_summary_markdown_(*, summary_path: Path, comparisons_path: Path, ablation_path: Path, out: Path,
-                            title: str = "gliofuse report", cards_path: Path | None = None) -> None:
-    """Write ``results/summary.md`` from ``summary.tsv``, ``comparisons.tsv`` and ``ablation.tsv`` (contract §9)."""
+                            title: str = "gliofuse report", cards_path: Path | None = None,
+                            external_sections: Sequence[Path] = ()) -> None:
+    """Write ``results/summary.md`` from ``summary.tsv``, ``comparisons.tsv`` and ``ablation.tsv`` (contract §9),
+    followed by the external cohorts' sections (``results/external/<cohort>/summary.md``, contract §12)."""
     summary = read_table_(summary_path, required=SUMMARY_COLUMNS, what="summary table")
     comp = read_table_(comparisons_path, required=COMPARISON_COLUMNS, what="comparisons table")
     abl = read_table_(ablation_path, required=COMPARISON_COLUMNS, what="ablation table")
@@ -257,7 +259,10 @@ def write_summary_markdown_(*, summary_path: Path, comparisons_path: Path, ablat
     if side.exists():
         n_boot = json.loads(side.read_text()).get("extra", {}).get("n_bootstrap")
     cards = read_cards_(cards_path)
-    write_text_atomic_(out, summary_markdown(title=title, summary=summary, comparisons=comp, ablation=abl,
-                                             n_bootstrap=n_boot, cards=cards))
+    text = summary_markdown(title=title, summary=summary, comparisons=comp, ablation=abl, n_bootstrap=n_boot,
+                            cards=cards)
+    for section in external_sections:
+        text = text.rstrip("\n") + "\n\n" + Path(section).read_text().rstrip("\n") + "\n"
+    write_text_atomic_(out, text)
     logger.info("wrote %s", out)
 

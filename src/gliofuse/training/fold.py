@@ -11,6 +11,7 @@ are cheap.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -26,8 +27,14 @@ from gliofuse.training.provenance import features_digest, fold_settings, is_fold
 logger = logging.getLogger(__name__)
 
 
+def _patient_of(path: Path, slide_patients: Mapping[str, str] | None) -> str | None:
+    """The patient of a feature file: the sheet's (None for a slide not in it) or the first 12 characters."""
+    return patient_id_from_path(path) if slide_patients is None else slide_patients.get(path.stem)
+
+
 def train_fold_(*, cfg: GliofuseConfig, model_name: str, task: str, split_path: Path, labels_path: Path,
-                omics_path: Path | None, feature_paths: list[Path], out_dir: Path) -> None:
+                omics_path: Path | None, feature_paths: list[Path], out_dir: Path,
+                slide_patients: Mapping[str, str] | None = None) -> None:
     """Train ``model_name`` for ``task`` on one cross-validation fold and write its outputs.
 
     Parameters
@@ -40,8 +47,9 @@ def train_fold_(*, cfg: GliofuseConfig, model_name: str, task: str, split_path: 
     split_path : ``results/splits/fold_<k>.json`` (contract §7).
     labels_path : ``results/labels/labels.tsv`` (contract §3).
     omics_path : ``results/omics/expression.h5`` (contract §6); may be None for WSI-only models.
-    feature_paths : slide feature files (contract §5); patient id = first 12 characters of the stem.
-        May be empty for omics-only models.
+    feature_paths : slide feature files (contract §5, ``<slide_id>.h5``). May be empty for omics-only models.
+    slide_patients : ``{slide_id: patient_id}`` of the slide sheet (contract §0); None: patient id = the first
+        12 characters of the stem (TCGA barcodes).
     out_dir : ``results/training/<model>/<task>/fold_<k>/``; receives ``checkpoint.pt``,
         ``history.tsv``, ``gc_dynamics.tsv``, ``predictions.tsv`` (contract §8), ``attention.h5`` (§10, models
         with attention) and ``last.pt`` while training (resumed after an interruption when ``training.resume``).
@@ -97,8 +105,8 @@ def train_fold_(*, cfg: GliofuseConfig, model_name: str, task: str, split_path: 
                              "card": {**card.to_dict(), "params": params}}  # read by `gliofuse report cards`
     if uses_wsi:
         wanted = set(split.patients)
-        fold_files = [Path(p) for p in feature_paths if patient_id_from_path(p) in wanted]
-        by_patient, wsi_dim = group_feature_files_(fold_files)
+        fold_files = [Path(p) for p in feature_paths if _patient_of(Path(p), slide_patients) in wanted]
+        by_patient, wsi_dim = group_feature_files_(fold_files, slide_patients)
         no_feat = [p for p in split.patients if p not in by_patient]
         if no_feat:
             raise InputDataError(
@@ -130,7 +138,8 @@ def train_fold_(*, cfg: GliofuseConfig, model_name: str, task: str, split_path: 
 
 
 def train_folds_(*, cfg: GliofuseConfig, model_name: str, task: str, split_paths: list[Path], labels_path: Path,
-                 omics_path: Path | None, feature_paths: list[Path], out_dirs: list[Path]) -> None:
+                 omics_path: Path | None, feature_paths: list[Path], out_dirs: list[Path],
+                 slide_patients: Mapping[str, str] | None = None) -> None:
     """Train ``model_name`` for ``task`` on several folds in this process, one after another.
 
     Each fold goes through :func:`train_fold_` exactly as in its own job (the fold's seed ``cfg.seed + fold``,
@@ -158,4 +167,5 @@ def train_folds_(*, cfg: GliofuseConfig, model_name: str, task: str, split_paths
     for split_path, out_dir in zip(split_paths, out_dirs, strict=True):
         logger.info("training %s/%s: split %s -> %s", model_name, task, split_path, out_dir)
         train_fold_(cfg=cfg, model_name=model_name, task=task, split_path=Path(split_path), labels_path=labels_path,
-                    omics_path=omics_path, feature_paths=feature_paths, out_dir=Path(out_dir))
+                    omics_path=omics_path, feature_paths=feature_paths, out_dir=Path(out_dir),
+                    slide_patients=slide_patients)

@@ -15,7 +15,7 @@ from gliofuse.errors import InputDataError
 from gliofuse.features.store import FeatureFileInfo
 from gliofuse.io import read_table_
 from gliofuse.omics.matrix import read_omics_
-from gliofuse.tasks import SPLITS, TaskSpec, diagnosis4_labels
+from gliofuse.tasks import SPLITS, TaskSpec, class_indices
 from gliofuse.training.assemble import FoldData
 
 logger = logging.getLogger(__name__)
@@ -65,19 +65,14 @@ def read_task_targets_(labels_path: Path, patients: Sequence[str], task: TaskSpe
     else:
         assert task.label_column is not None
         raw = pd.to_numeric(rows[task.label_column], errors="coerce").to_numpy(dtype=np.float64)
-        if task.label_column == "histologic_grade":  # WHO grade 2/3/4 -> class index 0/1/2
-            raw = np.where(np.isin(raw, (2.0, 3.0, 4.0)), raw - 2.0, np.nan)
-        raw = np.where(np.isfinite(raw), raw, -1.0)
-        n_source = 3 if four_class else task.n_classes
-        bad = [p for p, v in zip(patients, raw, strict=True) if v != -1 and (v not in range(n_source))]
-        if bad:
+        grade = pd.to_numeric(rows["who2021_grade"], errors="coerce").to_numpy(np.float64) if four_class else None
+        indices, bad_at = class_indices(task, raw.tolist(), None if grade is None else grade.tolist())
+        if bad_at:
             raise InputDataError(
                 f"label table {labels_path}: column {task.label_column!r} must hold class indices "
-                f"0..{n_source - 1} or -1 (missing); bad values for {short_ids(bad)}.")
-        if four_class:
-            grade = pd.to_numeric(rows["who2021_grade"], errors="coerce").to_numpy(dtype=np.float64)
-            raw = np.asarray(diagnosis4_labels(raw.tolist(), grade.tolist()), dtype=np.float64)
-        label = raw.astype(np.int64)
+                f"0..{2 if four_class else task.n_classes - 1} or -1 (missing); bad values for "
+                f"{short_ids([patients[i] for i in bad_at])}.")
+        label = np.asarray(indices, dtype=np.int64)
         usable = label >= 0
     return Targets(time_days=time_days, event=event, label=label), usable
 
