@@ -12,10 +12,14 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gliofuse import __version__
 from gliofuse.errors import ConfigError, GliofuseError, InputDataError
 from gliofuse.tasks import TASK_NAMES
+
+if TYPE_CHECKING:
+    from gliofuse.features.shard_table import ShardRow
 
 log = logging.getLogger("gliofuse")
 Handler = Callable[[argparse.Namespace], None]
@@ -141,14 +145,46 @@ def cmd_wsi_patch(args: argparse.Namespace) -> None:
                  out_qc=Path(args.out_qc), out_status=Path(args.out_status), mpp_override=args.mpp, **opt)
 
 
+def _shard_rows(args: argparse.Namespace) -> list[ShardRow] | None:
+    """Rows of ``--feature-shards`` (features shard tables, contract §5), or None when not given."""
+    if getattr(args, "feature_shards", None) is None:
+        return None
+    from gliofuse.features.shard_table import read_shard_tables_
+
+    return read_shard_tables_([Path(p) for p in args.feature_shards])
+
+
+def _feature_status_paths(args: argparse.Namespace) -> list[Path] | None:
+    """Features status JSONs from ``--feature-status`` and/or the rows of ``--feature-shards`` (None: neither)."""
+    from gliofuse.features.shard_table import shard_status_paths
+
+    rows = _shard_rows(args)
+    if args.feature_status is None and rows is None:
+        return None
+    return [Path(p) for p in args.feature_status or []] + (shard_status_paths(rows) if rows else [])
+
+
 def cmd_features_extract(args: argparse.Namespace) -> None:
-    from gliofuse.features.extract import extract_slide_
+    from gliofuse.features.extract import SlideJob, extract_slide_
+    from gliofuse.features.shard import extract_shard_
 
     cfg = _cfg(args)
     _torch_threads(args.threads)
-    extract_slide_(slide_path=Path(args.slide), coords_path=Path(args.coords), cfg=cfg.features,
-                   out_path=Path(args.out), seed=cfg.seed,
-                   out_status=Path(args.out_status) if args.out_status else None, num_workers=args.num_workers)
+    n = len(args.slide)
+    lists = {"--coords": args.coords, "--out": args.out, "--out-status": args.out_status or []}
+    bad = {flag: len(v) for flag, v in lists.items() if len(v) != n and not (flag == "--out-status" and not v)}
+    if bad:
+        raise ConfigError(f"features extract: {n} --slide value(s) but {bad}; give one of each per slide, in order.")
+    if n == 1 and args.out_shard is None:
+        extract_slide_(slide_path=Path(args.slide[0]), coords_path=Path(args.coords[0]), cfg=cfg.features,
+                       out_path=Path(args.out[0]), seed=cfg.seed,
+                       out_status=Path(args.out_status[0]) if args.out_status else None, num_workers=args.num_workers)
+        return
+    if not args.out_status or args.out_shard is None:
+        raise ConfigError("features extract with several slides needs --out-status (one per slide) and --out-shard.")
+    jobs = [SlideJob(Path(s), Path(c), Path(o), Path(st))
+            for s, c, o, st in zip(args.slide, args.coords, args.out, args.out_status, strict=True)]
+    extract_shard_(jobs, cfg=cfg.features, seed=cfg.seed, out_table=Path(args.out_shard), num_workers=args.num_workers)
 
 
 def cmd_omics_matrix(args: argparse.Namespace) -> None:
@@ -172,7 +208,7 @@ def cmd_data_splits(args: argparse.Namespace) -> None:
     cfg = _cfg(args)
     labels = read_label_table_(Path(args.labels))
     omics_patients = list(read_omics_(Path(args.omics)).patients)
-    feature_status = [Path(p) for p in args.feature_status] if args.feature_status is not None else None
+    feature_status = _feature_status_paths(args)
     check_failed_slides([Path(p) for p in args.slide_status], feature_status,
                         max_fraction=cfg.data.max_failed_slide_fraction)
     table = cohort_table(labels=labels, slide_status_paths=[Path(p) for p in args.slide_status],
@@ -193,7 +229,17 @@ def cmd_train_fold(args: argparse.Namespace) -> None:
     _torch_threads(args.threads)
     train_fold_(cfg=cfg, model_name=args.model, task=args.task, split_path=Path(args.split),
                 labels_path=Path(args.labels), omics_path=Path(args.omics) if args.omics else None,
-                feature_paths=[Path(p) for p in args.features], out_dir=Path(args.out_dir))
+                feature_paths=_feature_paths(args), out_dir=Path(args.out_dir))
+
+
+def _feature_paths(args: argparse.Namespace) -> list[Path]:
+    """Features h5 files from ``--features`` and/or the rows of ``--feature-shards``."""
+    from gliofuse.features.shard_table import shard_feature_paths
+
+    rows = _shard_rows(args)
+    if not args.features and rows is None:
+        raise ConfigError("train fold needs --features (features h5 files) or --feature-shards (shard tables).")
+    return [Path(p) for p in args.features or []] + (shard_feature_paths(rows) if rows else [])
 
 
 def cmd_evaluate_model(args: argparse.Namespace) -> None:
@@ -260,7 +306,7 @@ def cmd_report_qc(args: argparse.Namespace) -> None:
 
     qc_summary_(status_paths=[Path(p) for p in args.status], qc_pngs=[Path(p) for p in args.qc],
                 out_table=Path(args.out_table), out_png=Path(args.out_png),
-                feature_status_paths=[Path(p) for p in args.feature_status] if args.feature_status else None)
+                feature_status_paths=_feature_status_paths(args) or None)
 
 
 def cmd_report_training(args: argparse.Namespace) -> None:
@@ -392,11 +438,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-contours", default=None, help="JPEG contour overlay (tissue green, holes blue)")
 
     g = group("features", "patch feature extraction")
-    p = _add(g, "extract", cmd_features_extract, "encode the patches of one slide")
-    p.add_argument("--slide", required=True)
-    p.add_argument("--coords", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--out-status", default=None, help="status JSON of the slide (ok / skipped / failed)")
+    p = _add(g, "extract", cmd_features_extract,
+             "encode the patches of one slide, or of a shard of slides with one encoder build")
+    p.add_argument("--slide", required=True, nargs="+", help="slide file(s)")
+    p.add_argument("--coords", required=True, nargs="+", help="coords h5 of each slide, in the order of --slide")
+    p.add_argument("--out", required=True, nargs="+", help="features h5 of each slide")
+    p.add_argument("--out-status", default=None, nargs="+", help="status JSON of each slide (ok / skipped / failed)")
+    p.add_argument("--out-shard", default=None,
+                   help="shard table (TSV, one row per slide; needed with several slides): a slide that raises is "
+                        "recorded failed there and in its status JSON, and the others go on")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--num-workers", type=int, default=None, help="DataLoader workers (overrides features.num_workers)")
 
@@ -414,6 +464,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slide-status", nargs="+", required=True)
     p.add_argument("--feature-status", nargs="*", default=None,
                    help="features status JSONs: slides whose extraction failed are left out (default: not checked)")
+    p.add_argument("--feature-shards", nargs="+", default=None,
+                   help="features shard tables (results/features/<encoder>/shards/shard_<k>.tsv); their status JSONs count as --feature-status")
     p.add_argument("--out-cohort", required=True)
     p.add_argument("--out-folds", nargs="+", required=True, help="fold_<k>.json paths, in fold order")
 
@@ -424,7 +476,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", required=True)
     p.add_argument("--labels", required=True)
     p.add_argument("--omics", default=None)
-    p.add_argument("--features", nargs="+", required=True)
+    p.add_argument("--features", nargs="+", default=None, help="features h5 files")
+    p.add_argument("--feature-shards", nargs="+", default=None,
+                   help="features shard tables (results/features/<encoder>/shards/shard_<k>.tsv); their h5 files count as --features")
     p.add_argument("--out-dir", required=True)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
 
@@ -489,6 +543,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", nargs="+", required=True)
     p.add_argument("--qc", nargs="+", required=True)
     p.add_argument("--feature-status", nargs="*", default=None, help="features status JSONs (adds features_* columns)")
+    p.add_argument("--feature-shards", nargs="+", default=None,
+                   help="features shard tables (results/features/<encoder>/shards/shard_<k>.tsv); their status JSONs count as --feature-status")
     p.add_argument("--out-table", required=True)
     p.add_argument("--out-png", required=True)
     p = _add(g, "training", cmd_report_training,

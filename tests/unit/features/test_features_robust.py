@@ -110,7 +110,7 @@ def test_flaky_read_is_retried(cmu_coords: tuple[Path, Path], intact_features: n
         return real(s, unit, level)
 
     monkeypatch.setattr(loader_mod, "read_unit", flaky)
-    res = _extract(slide, coords, tmp_path / "f.h5", batch_size=16, num_workers=0)
+    res = _extract(slide, coords, tmp_path / "f.h5", batch_size=16, num_workers=0, decoder="openslide")
     assert res["status"] == "ok" and res["n_failed_reads"] == 0 and res["n_read_retries"] == 1
     np.testing.assert_allclose(read_features_h5_(tmp_path / "f.h5").features, intact_features, rtol=1e-4, atol=1e-5)
 
