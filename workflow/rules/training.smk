@@ -8,7 +8,7 @@ rule data_splits:
         omics=OMICS_MATRIX,
         status=get_all_slide_status,
         # a slide whose extraction failed is left out; ancient: re-extracting a slide does not redo the folds
-        feature_status=ancient(get_all_feature_status),
+        feature_shards=ancient(get_all_feature_shards),
     output:
         cohort="results/splits/cohort.tsv",
         folds=expand(SPLIT, fold=FOLDS),
@@ -18,7 +18,7 @@ rule data_splits:
         "../../envs/data.yaml"
     shell:
         "gliofuse data splits --config {input.cfg} --labels {input.labels} --omics {input.omics}"
-        " --slide-status {input.status} --feature-status {input.feature_status}"
+        " --slide-status {input.status} --feature-shards {input.feature_shards}"
         " --out-cohort {output.cohort} --out-folds {output.folds} > {log} 2>&1"
 
 
@@ -28,7 +28,7 @@ rule train_fold:
         split=SPLIT,
         labels=LABELS,
         omics=OMICS_MATRIX,
-        features=get_all_features,
+        feature_shards=get_all_feature_shards,
     output:
         predictions=FOLD_PREDICTIONS,
         checkpoint=f"{FOLD_DIR}/checkpoint.pt",
@@ -49,4 +49,4 @@ rule train_fold:
     shell:
         "gliofuse train fold --config {input.cfg} --model {wildcards.model} --task {wildcards.task}"
         " --split {input.split} --labels {input.labels} --omics {input.omics}"
-        " --features {input.features} --threads {threads} --out-dir {params.out_dir} > {log} 2>&1"
+        " --feature-shards {input.feature_shards} --threads {threads} --out-dir {params.out_dir} > {log} 2>&1"
