@@ -179,3 +179,29 @@ def test_decoder_raw_refuses_a_slide_without_jpeg_tiles(cmu_coords: tuple[Path, 
     assert rec[0]["status"] == "failed" and "RawTilesUnsupportedError" in rec[0]["reason"]
     rec = extract_shard_([_job(lzw, c, out, "a")], cfg=FeaturesConfig(**CFG, decoder="auto"), seed=1)
     assert rec[0]["status"] == "ok" and rec[0]["decoder"] == "openslide"
+
+
+def test_cli_consumers_read_shard_tables(tmp_path: Path) -> None:
+    """data splits / report qc take the status JSONs, train fold the h5 files, listed in --feature-shards."""
+    from gliofuse.cli import _feature_paths, _feature_status_paths, build_parser
+
+    rows = []
+    for i, status in enumerate(("ok", "failed")):
+        (tmp_path / f"{i}.json").write_text("{}")
+        h5 = tmp_path / f"{i}.h5"
+        if status == "ok":
+            h5.write_bytes(b"x")
+        rows.append(ShardRow(slide_id=f"TCGA-AA-000{i}-01Z", status=status, reason="", n_patches=3 * (status == "ok"),
+                             decoder="raw", features=str(h5) if status == "ok" else "",
+                             status_json=str(tmp_path / f"{i}.json")))
+    write_shard_table_(tmp_path / "shard_0000.tsv", rows)
+    parser = build_parser()
+    splits = parser.parse_args(["data", "splits", "--config", "c", "--labels", "l", "--omics", "o", "--slide-status", "s", "--out-cohort",
+                                "c", "--out-folds", "f", "--feature-shards", str(tmp_path / "shard_0000.tsv")])
+    assert _feature_status_paths(splits) == [tmp_path / "0.json", tmp_path / "1.json"]
+    fold = parser.parse_args(["train", "fold", "--config", "c", "--model", "snn", "--task", "survival", "--split", "s", "--labels", "l",
+                              "--out-dir", "d", "--feature-shards", str(tmp_path / "shard_0000.tsv")])
+    assert _feature_paths(fold) == [tmp_path / "0.h5"]
+    fold.feature_shards = None
+    with pytest.raises(ConfigError, match="--feature-shards"):
+        _feature_paths(fold)
