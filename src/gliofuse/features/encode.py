@@ -118,6 +118,17 @@ def _batches_in(loader: Any, todo: list[int], prefetched: dict[int, dict[str, An
     yield from loader
 
 
+def _load_resume(resume: ResumeFolder, feats: np.ndarray, failed: np.ndarray) -> set[int]:
+    """Fill ``feats``/``failed`` rows from the saved batches of a killed run; start the folder; → their indices."""
+    done: set[int] = set()
+    for part in resume.load():
+        feats[part.rows] = part.features
+        failed[part.rows] = part.failed
+        done.update(int(b) for b in part.batches)
+    resume.start()
+    return done
+
+
 def encode_patches(slide_path: str | Path, coords: np.ndarray, *, read_level: int, read_size: int,
                    encoder: Encoder, device: torch.device, batches: list[Batch], precision: str = "fp32",
                    batch_size: int = 32, num_workers: int = 0, prefetch_factor: int = 4, retries: int = 1,
@@ -154,17 +165,10 @@ def encode_patches(slide_path: str | Path, coords: np.ndarray, *, read_level: in
     stats = EncodeStats(n_patches=n, num_workers=num_workers, n_batches=len(batches))
     if n == 0:
         return feats, failed, stats
-    done: set[int] = set()
-    if resume is not None:
-        for part in resume.load():
-            feats[part.rows] = part.features
-            failed[part.rows] = part.failed
-            done.update(int(b) for b in part.batches)
-        stats.resumed_batches = len(done)
-        if done:
-            log.info("resuming %s: %d of %d batches done by an earlier run", Path(slide_path).name, len(done),
-                     len(batches))
-        resume.start()
+    done = _load_resume(resume, feats, failed) if resume is not None else set()
+    stats.resumed_batches = len(done)
+    if done:
+        log.info("resuming %s: %d of %d batches done by an earlier run", Path(slide_path).name, len(done), len(batches))
     todo = [b.index for b in batches if b.index not in done]
     prefetched = {i: item for i, item in (prefetched or {}).items() if i in todo}
     if progress is not None:

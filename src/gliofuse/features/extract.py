@@ -222,7 +222,6 @@ def _encode(prep: Prepared, cfg: FeaturesConfig, encoder: Encoder, *, decoder: s
             prefetch_factor=cfg.prefetch_factor, retries=cfg.read_retries, compile_model=cfg.compile,
             decoder=decoder, resume=resume, checkpoint_s=cfg.checkpoint_s,
             prefetched=prep.prefetched if decoder == prep.decoder else None, progress=bar, on_started=on_started)
-    resume.clear()
     return out
 
 
@@ -285,6 +284,7 @@ def encode_prepared(prep: Prepared, *, cfg: FeaturesConfig, seed: int, encoder: 
             log.warning("features %s: %d unreadable patch(es) encoded as white tiles", slide_id, stats.n_failed_reads)
     record.n_patches, record.embed_dim = len(feats), encoder.embed_dim
     _write(prep, cfg, seed=seed, encoder=encoder, feats=feats, coords=coords, failed=failed)
+    ResumeFolder(job.out_path, "").clear()  # the progress folder, once the h5 is written
     record.seconds = round(time.perf_counter() - prep.t0, 3)
     log.info("features %s: %s, %d patches x %d dims (%s on %s, %s, %s reader, %d workers), %d failed reads, "
              "%.2f s", slide_id, record.status, len(feats), encoder.embed_dim, cfg.encoder, device, precision,
