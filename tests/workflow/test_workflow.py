@@ -76,8 +76,8 @@ def test_demo_end_to_end_rerun_and_report(demo_run, tmp_path):
     # a completed workflow has nothing left to do
     assert "Nothing to be done" in snakemake(work, "-n").stdout
 
-    # deleting one feature file and its shard table (which the file's readers name) reruns that shard only, and
-    # the shard re-encodes only the deleted slide: its other slides' files are reused untouched
+    # a deleted feature file is re-extracted by forcing its shard table (the file's readers name the table and this
+    # fix): that one shard reruns and re-encodes only the deleted slide, its other slides' files are reused untouched
     feat_dir = res / "features" / "test_resnet"
     table = min((feat_dir / "shards").glob("shard_*.tsv"))
     rows = pd.read_csv(table, sep="\t")
@@ -85,14 +85,14 @@ def test_demo_end_to_end_rerun_and_report(demo_run, tmp_path):
     victim, kept = (work / rows["features"].iloc[0]), (work / rows["features"].iloc[1])
     kept_mtime = kept.stat().st_mtime_ns
     victim.unlink()
-    table.unlink()
-    counts = job_counts(snakemake(work, "-n").stdout)
+    force = ("--forcerun", str(table.relative_to(work)))
+    counts = job_counts(snakemake(work, "-n", *force).stdout)
     assert counts.get("features_extract") == 1
     assert counts.get("train_fold") == 2 * 2  # 2 tasks x 2 folds, all read every shard table
     for rule in ("demo_generate", "wsi_patch", "labels_build", "omics_matrix", "data_splits", "report_cohort", "report_qc"):
         assert rule not in counts, (rule, counts)
-    snakemake(work)
-    assert victim.exists() and table.exists() and kept.stat().st_mtime_ns == kept_mtime
+    snakemake(work, *force)
+    assert victim.exists() and kept.stat().st_mtime_ns == kept_mtime
     kept_status = feat_dir / "status" / f"{rows['slide_id'].iloc[1]}.json"
     assert json.loads(kept_status.read_text())["reused"] is True
 

@@ -332,7 +332,7 @@ def get_final_output(wildcards=None) -> list[str]:
     out += [COMPARISONS, FOREST_FIGURE, SUMMARY_MD]
     out += [t.format(model=m, task=task) for m, task in JOBS for t in (TRAINING_FIGURE, ATTENTION_DIR)]
     # Features are products in their own right (reused across models and experiments): every shard table is a
-    # target, so a deleted table (e.g. after deleting a slide's h5, whose reader names the table) is rebuilt even
-    # though its consumers are up to date; the shard job then re-encodes only the slides without a complete h5.
+    # target, so a deleted table is rebuilt even though its consumers are up to date. A deleted slide h5 is not a
+    # declared output: its readers name the table to --forcerun, which re-encodes only slides without a complete h5.
     out += get_all_feature_shards()
     return out

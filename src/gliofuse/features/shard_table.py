@@ -58,7 +58,7 @@ def write_shard_table_(path: str | os.PathLike[str], rows: Sequence[ShardRow]) -
 
 
 def _rows_of(path: Path) -> list[ShardRow]:
-    fix = f"Rerun its features_extract job (delete {path}, or snakemake --forcerun {path})."
+    fix = f"Rerun its features_extract job: snakemake --forcerun {path} (finished slides are reused)."
     try:
         with open(path, newline="") as fh:
             reader = csv.DictReader(fh, delimiter="\t")
