@@ -32,6 +32,7 @@ from gliofuse.features.status import FeatureRecord, write_feature_status_
 
 log = logging.getLogger(__name__)
 
+
 def _failed(job: SlideJob, cfg: FeaturesConfig, exc: BaseException) -> dict[str, Any]:
     """Record a slide whose extraction raised: status JSON ``failed``, reason ``error: <type>: <message>``."""
     message = " ".join(str(exc).split())[:500]
@@ -69,8 +70,7 @@ def extract_shard_(jobs: Sequence[SlideJob], *, cfg: FeaturesConfig, seed: int, 
                     nxt = pool.submit(prepare, jobs[i + 1])
 
             try:
-                assert current is not None
-                prep = current.result()
+                prep = current.result() if current is not None else prepare(job)
                 records.append(encode_prepared(prep, cfg=cfg, seed=seed, encoder=encoder, num_workers=num_workers,
                                                on_started=start_next))
             except ConfigError:
