@@ -297,7 +297,8 @@ def test_workflow_on_slurm_matches_local_run(tmp_path, slurm_cluster):
         for row in rows:
             if row.get("ArrayJobId"):
                 per_array[row["ArrayJobId"]] = per_array.get(row["ArrayJobId"], 0) + 1
-        assert per_array and max(per_array.values()) >= 2, (rule, per_array)
+        if rule != "features_extract":  # a shard is ready when its slides' patching tasks are done: often alone
+            assert per_array and max(per_array.values()) >= 2, (rule, per_array)
     assert len({row["ArrayJobId"] for row in table if rule_of(row) == "wsi_patch"}) == 1  # all ready at once
     # the GPU rules got one (fake) GPU and one CPU per GPU from SLURM, the others none
     for row in table:
