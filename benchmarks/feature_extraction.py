@@ -9,7 +9,7 @@
 3. On the first ``--max-patches`` patches of the coords file (row-major), measures patches/s of
    (a) naive: one ``read_region`` of 512 level-0 px per patch, PIL resize to 224 and normalisation on
        the CPU in DataLoader workers, fp32 model (the CLAM ``extract_features_fp.py`` pattern);
-   (b) gliofuse: :func:`gliofuse.features.extract.encode_patches` (region reads split into patches,
+   (b) gliofuse: :func:`gliofuse.features.encode.encode_patches` (region reads split into patches,
        uint8 to the device, resize + normalisation there, channels_last, bf16 autocast (on CPU too, as
        with ``features.cpu_bf16``), optional torch.compile) — also at fp32, to separate the data-path gain
        from the precision gain,
@@ -44,8 +44,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from gliofuse.config import WsiConfig
 from gliofuse.demo.svs import aperio_description
+from gliofuse.features.encode import DevicePreprocess, encode_patches
 from gliofuse.features.encoders import Encoder, create_encoder
-from gliofuse.features.extract import DevicePreprocess, encode_patches
 from gliofuse.features.loader import BatchReader, make_loader
 from gliofuse.features.plan import plan_batches
 from gliofuse.wsi import read_coords_h5
@@ -211,12 +211,14 @@ def run_gliofuse(slide: Path, coords: np.ndarray, read_size: int, encoder: Encod
                  workers: int, batch_size: int, precision: str, compile_model: bool) -> dict[str, Any]:
     warm = coords[:batch_size] if compile_model else coords[:2]
     encode_patches(slide, warm, read_level=0, read_size=read_size, encoder=encoder, device=device,
+                   batches=plan_batches(warm, read_size=read_size, downsample=1.0, batch_size=batch_size),
                    precision=precision, batch_size=batch_size, num_workers=0, compile_model=compile_model)
     _sync(device)
     t0 = time.perf_counter()
+    batches = plan_batches(coords, read_size=read_size, downsample=1.0, batch_size=batch_size)
     feats, failed, _ = encode_patches(slide, coords, read_level=0, read_size=read_size, encoder=encoder,
-                                          device=device, precision=precision, batch_size=batch_size,
-                                          num_workers=workers, compile_model=compile_model)
+                                      device=device, batches=batches, precision=precision, batch_size=batch_size,
+                                      num_workers=workers, compile_model=compile_model)
     _sync(device)
     assert feats.shape == (len(coords), encoder.embed_dim) and not failed.any()
     return _rate(len(coords), time.perf_counter() - t0)

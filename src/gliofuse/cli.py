@@ -12,10 +12,14 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gliofuse import __version__
 from gliofuse.errors import ConfigError, GliofuseError, InputDataError
 from gliofuse.tasks import TASK_NAMES
+
+if TYPE_CHECKING:
+    from gliofuse.features.shard_table import ShardRow
 
 log = logging.getLogger("gliofuse")
 Handler = Callable[[argparse.Namespace], None]
@@ -196,14 +200,46 @@ def cmd_wsi_patch(args: argparse.Namespace) -> None:
                  slide_id=args.slide_id, **opt)
 
 
+def _shard_rows(args: argparse.Namespace) -> list[ShardRow] | None:
+    """Rows of ``--feature-shards`` (features shard tables, contract §5), or None when not given."""
+    if getattr(args, "feature_shards", None) is None:
+        return None
+    from gliofuse.features.shard_table import read_shard_tables_
+
+    return read_shard_tables_([Path(p) for p in args.feature_shards])
+
+
+def _feature_status_paths(args: argparse.Namespace) -> list[Path] | None:
+    """Features status JSONs from ``--feature-status`` and/or the rows of ``--feature-shards`` (None: neither)."""
+    from gliofuse.features.shard_table import shard_status_paths
+
+    rows = _shard_rows(args)
+    if args.feature_status is None and rows is None:
+        return None
+    return [Path(p) for p in args.feature_status or []] + (shard_status_paths(rows) if rows else [])
+
+
 def cmd_features_extract(args: argparse.Namespace) -> None:
-    from gliofuse.features.extract import extract_slide_
+    from gliofuse.features.extract import SlideJob, extract_slide_
+    from gliofuse.features.shard import extract_shard_
 
     cfg = _cfg(args)
     _torch_threads(args.threads)
-    extract_slide_(slide_path=Path(args.slide), coords_path=Path(args.coords), cfg=cfg.features,
-                   out_path=Path(args.out), seed=cfg.seed,
-                   out_status=Path(args.out_status) if args.out_status else None, num_workers=args.num_workers)
+    n = len(args.slide)
+    lists = {"--coords": args.coords, "--out": args.out, "--out-status": args.out_status or []}
+    bad = {flag: len(v) for flag, v in lists.items() if len(v) != n and not (flag == "--out-status" and not v)}
+    if bad:
+        raise ConfigError(f"features extract: {n} --slide value(s) but {bad}; give one of each per slide, in order.")
+    if n == 1 and args.out_shard is None:
+        extract_slide_(slide_path=Path(args.slide[0]), coords_path=Path(args.coords[0]), cfg=cfg.features,
+                       out_path=Path(args.out[0]), seed=cfg.seed,
+                       out_status=Path(args.out_status[0]) if args.out_status else None, num_workers=args.num_workers)
+        return
+    if not args.out_status or args.out_shard is None:
+        raise ConfigError("features extract with several slides needs --out-status (one per slide) and --out-shard.")
+    jobs = [SlideJob(Path(s), Path(c), Path(o), Path(st))
+            for s, c, o, st in zip(args.slide, args.coords, args.out, args.out_status, strict=True)]
+    extract_shard_(jobs, cfg=cfg.features, seed=cfg.seed, out_table=Path(args.out_shard), num_workers=args.num_workers)
 
 
 def cmd_omics_matrix(args: argparse.Namespace) -> None:
@@ -241,7 +277,7 @@ def cmd_data_splits(args: argparse.Namespace) -> None:
     cfg = _cfg(args)
     labels = read_label_table_(Path(args.labels))
     omics_patients = list(read_omics_(Path(args.omics)).patients)
-    feature_status = [Path(p) for p in args.feature_status] if args.feature_status is not None else None
+    feature_status = _feature_status_paths(args)
     check_failed_slides([Path(p) for p in args.slide_status], feature_status,
                         max_fraction=cfg.data.max_failed_slide_fraction)
     patients = slide_patients(read_slide_sheet_(args.slides, check_files=False))
@@ -264,7 +300,7 @@ def cmd_train_fold(args: argparse.Namespace) -> None:
     _torch_threads(args.threads)
     train_fold_(cfg=cfg, model_name=args.model, task=args.task, split_path=Path(args.split),
                 labels_path=Path(args.labels), omics_path=Path(args.omics) if args.omics else None,
-                feature_paths=[Path(p) for p in args.features], out_dir=Path(args.out_dir),
+                feature_paths=_feature_paths(args), out_dir=Path(args.out_dir),
                 slide_patients=_sheet_patients(_one_or_none(args.slides, "--slides")))
 
 
@@ -275,8 +311,19 @@ def cmd_train_folds(args: argparse.Namespace) -> None:
     _torch_threads(args.threads)
     train_folds_(cfg=cfg, model_name=args.model, task=args.task, split_paths=[Path(p) for p in args.splits],
                  labels_path=Path(args.labels), omics_path=Path(args.omics) if args.omics else None,
-                 feature_paths=[Path(p) for p in args.features], out_dirs=[Path(p) for p in args.out_dirs],
+                 feature_paths=_feature_paths(args), out_dirs=[Path(p) for p in args.out_dirs],
                  slide_patients=_sheet_patients(_one_or_none(args.slides, "--slides")))
+
+
+def _feature_paths(args: argparse.Namespace, *, required: bool = True) -> list[Path]:
+    """Features h5 files from ``--features`` and/or the rows of ``--feature-shards`` (the slides that have one)."""
+    from gliofuse.features.shard_table import shard_feature_paths
+
+    rows = _shard_rows(args)
+    if required and not args.features and rows is None:
+        raise ConfigError(f"gliofuse {args.stage} {args.verb} needs --features (features h5 files) or "
+                          "--feature-shards (shard tables).")
+    return [Path(p) for p in args.features or []] + (shard_feature_paths(rows) if rows else [])
 
 
 def cmd_evaluate_model(args: argparse.Namespace) -> None:
@@ -323,7 +370,7 @@ def cmd_bundle_export(args: argparse.Namespace) -> None:
 
     export_bundles_(cfg=_cfg(args), checkpoints=[Path(p) for p in args.checkpoints],
                     omics_path=Path(args.omics) if args.omics else None,
-                    feature_paths=[Path(p) for p in args.features or []], out_root=Path(args.out_root))
+                    feature_paths=_feature_paths(args, required=False), out_root=Path(args.out_root))
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
@@ -350,7 +397,7 @@ def cmd_external_predict(args: argparse.Namespace) -> None:
     cfg = _cfg(args)
     _torch_threads(args.threads)
     predict_external_(bundles=[Path(p) for p in args.bundles], slides=Path(args.slides),
-                      feature_paths=[Path(p) for p in args.features or []],
+                      feature_paths=_feature_paths(args, required=False),
                       omics_path=_one_or_none(args.omics, "--omics"), out_root=Path(args.out_root),
                       settings=cfg.predict, device=args.device)
 
@@ -420,7 +467,7 @@ def cmd_report_qc(args: argparse.Namespace) -> None:
 
     qc_summary_(status_paths=[Path(p) for p in args.status], qc_pngs=[Path(p) for p in args.qc],
                 out_table=Path(args.out_table), out_png=Path(args.out_png),
-                feature_status_paths=[Path(p) for p in args.feature_status] if args.feature_status else None)
+                feature_status_paths=_feature_status_paths(args) or None)
 
 
 def cmd_report_training(args: argparse.Namespace) -> None:
@@ -509,6 +556,21 @@ def _add(sub: argparse._SubParsersAction, name: str, handler: Handler, help_: st
     return p
 
 
+def _add_training_inputs(p: argparse.ArgumentParser) -> None:
+    """The inputs of `train fold` and `train folds` besides the split(s) and output folder(s)."""
+    p.add_argument("--model", required=True)
+    p.add_argument("--task", required=True, choices=TASK_NAMES)
+    p.add_argument("--labels", required=True)
+    p.add_argument("--omics", default=None)
+    p.add_argument("--features", nargs="+", default=None, help="features h5 files")
+    p.add_argument("--feature-shards", nargs="+", default=None,
+                   help="features shard tables (results/features/<encoder>/shards/shard_<k>.tsv); their h5 files "
+                   "count as --features")
+    p.add_argument("--slides", nargs="*", default=None, help="slide sheet (results/cohort/slides.tsv): the patient "
+                   "of each feature file <slide_id>.h5 (default: the first 12 characters of the name)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gliofuse", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"gliofuse {__version__}")
@@ -584,11 +646,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-contours", default=None, help="JPEG contour overlay (tissue green, holes blue)")
 
     g = group("features", "patch feature extraction")
-    p = _add(g, "extract", cmd_features_extract, "encode the patches of one slide")
-    p.add_argument("--slide", required=True)
-    p.add_argument("--coords", required=True)
-    p.add_argument("--out", required=True)
-    p.add_argument("--out-status", default=None, help="status JSON of the slide (ok / skipped / failed)")
+    p = _add(g, "extract", cmd_features_extract,
+             "encode the patches of one slide, or of a shard of slides with one encoder build")
+    p.add_argument("--slide", required=True, nargs="+", help="slide file(s)")
+    p.add_argument("--coords", required=True, nargs="+", help="coords h5 of each slide, in the order of --slide")
+    p.add_argument("--out", required=True, nargs="+", help="features h5 of each slide")
+    p.add_argument("--out-status", default=None, nargs="+", help="status JSON of each slide (ok / skipped / failed)")
+    p.add_argument("--out-shard", default=None,
+                   help="shard table (TSV, one row per slide; needed with several slides): a slide that raises is "
+                        "recorded failed there and in its status JSON, and the others go on")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     p.add_argument("--num-workers", type=int, default=None, help="DataLoader workers (overrides features.num_workers)")
 
@@ -627,38 +693,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slide-status", nargs="+", required=True)
     p.add_argument("--feature-status", nargs="*", default=None,
                    help="features status JSONs: slides whose extraction failed are left out (default: not checked)")
+    p.add_argument("--feature-shards", nargs="+", default=None,
+                   help="features shard tables (results/features/<encoder>/shards/shard_<k>.tsv); their status JSONs count as --feature-status")
     p.add_argument("--out-cohort", required=True)
     p.add_argument("--out-folds", nargs="+", required=True, help="fold_<i>.json paths, in global fold order (n_folds x n_repeats)")
 
     g = group("train", "model training")
     p = _add(g, "fold", cmd_train_fold, "train one model on one task and fold")
-    p.add_argument("--model", required=True)
-    p.add_argument("--task", required=True, choices=TASK_NAMES)
     p.add_argument("--split", required=True)
-    p.add_argument("--labels", required=True)
-    p.add_argument("--omics", default=None)
-    p.add_argument("--features", nargs="+", required=True)
-    p.add_argument("--slides", nargs="*", default=None, help="slide sheet (results/cohort/slides.tsv): the patient "
-                   "of each feature file <slide_id>.h5 (default: the first 12 characters of the name)")
     p.add_argument("--out-dir", required=True)
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    _add_training_inputs(p)
     p = _add(g, "folds", cmd_train_folds, "train one model on one task and several folds, in this process")
-    p.add_argument("--model", required=True)
-    p.add_argument("--task", required=True, choices=TASK_NAMES)
     p.add_argument("--splits", nargs="+", required=True, help="fold_<k>.json of each fold")
-    p.add_argument("--labels", required=True)
-    p.add_argument("--omics", default=None)
-    p.add_argument("--features", nargs="+", required=True)
     p.add_argument("--out-dirs", nargs="+", required=True, help="output folder of each fold, in --splits order")
-    p.add_argument("--slides", nargs="*", default=None, help="slide sheet (results/cohort/slides.tsv): the patient "
-                   "of each feature file <slide_id>.h5 (default: the first 12 characters of the name)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    _add_training_inputs(p)
 
     g = group("bundle", "model bundles for deployment")
     p = _add(g, "export", cmd_bundle_export, "export the fold models of each model and task as a bundle")
     p.add_argument("--checkpoints", nargs="+", required=True, help="fold checkpoint.pt files (grouped by model/task)")
     p.add_argument("--omics", default=None, help="the training expression matrix (models reading RNA)")
     p.add_argument("--features", nargs="*", default=None, help="training feature files (name the encoder)")
+    p.add_argument("--feature-shards", nargs="+", default=None,
+                   help="features shard tables (results/.../shards/shard_<k>.tsv); their h5 files count as --features")
     p.add_argument("--out-root", required=True, help="bundles go to <out-root>/<model>/<task>/bundle/")
 
     p = stages.add_parser("predict", help="apply a model bundle to new patients (no labels needed)",
@@ -684,6 +740,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundles", nargs="+", required=True, help="bundle folders (results/models/<m>/<t>/bundle)")
     p.add_argument("--slides", required=True, help="the cohort's slide sheet: the patient of each <slide_id>.h5")
     p.add_argument("--features", nargs="*", default=None, help="the cohort's slide feature files")
+    p.add_argument("--feature-shards", nargs="+", default=None,
+                   help="features shard tables (results/.../shards/shard_<k>.tsv); their h5 files count as --features")
     p.add_argument("--omics", nargs="*", default=None, help="its expression matrix on the development genes")
     p.add_argument("--out-root", required=True, help="outputs go to <out-root>/<model>/<task>/")
     p.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
@@ -769,6 +827,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--status", nargs="+", required=True)
     p.add_argument("--qc", nargs="+", required=True)
     p.add_argument("--feature-status", nargs="*", default=None, help="features status JSONs (adds features_* columns)")
+    p.add_argument("--feature-shards", nargs="+", default=None,
+                   help="features shard tables (results/features/<encoder>/shards/shard_<k>.tsv); their status JSONs count as --feature-status")
     p.add_argument("--out-table", required=True)
     p.add_argument("--out-png", required=True)
     p = _add(g, "training", cmd_report_training,

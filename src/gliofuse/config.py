@@ -332,6 +332,14 @@ class FeaturesConfig(_Section):
         60.0, ge=0, description="Save finished batches every this many seconds under <out>.partial/, so a killed "
         "job resumes (0: after every batch; null: never).")
     max_patches_per_slide: int | None = Field(None, ge=1, description="Random subsample of patches per slide (seeded).")
+    shard_size: int = Field(
+        16, ge=1, description="Slides per features_extract job (one encoder build per shard; the next slide is "
+        "prepared while the current one encodes). Per-slide outputs and resume are unchanged; changing it "
+        "reruns the shard jobs, which reuse finished slides.")
+    decoder: Literal["auto", "openslide", "raw"] = Field(
+        "auto", description="Patch reader: 'raw' decodes the slide's JPEG tiles with torchvision on features.device "
+        "(nvJPEG on CUDA); 'openslide' uses OpenSlide; 'auto' uses raw tiles where the level is tiled JPEG and "
+        "falls back to OpenSlide for other slides and after any raw-tile error (recorded in the status JSON).")
 
 
 class DataConfig(_Section):

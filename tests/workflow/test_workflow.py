@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 
@@ -91,16 +92,25 @@ def test_demo_end_to_end_rerun_and_report(demo_run, tmp_path):
     # a completed workflow has nothing left to do
     assert "Nothing to be done" in snakemake(work, "-n").stdout
 
-    # deleting one feature file reruns only that extraction and what depends on it
-    victim = min((res / "features" / "test_resnet").glob("*.h5"))
+    # a deleted feature file is re-extracted by forcing its shard table (the file's readers name the table and this
+    # fix): that one shard reruns and re-encodes only the deleted slide, its other slides' files are reused untouched
+    feat_dir = res / "features" / "test_resnet"
+    table = min((feat_dir / "shards").glob("shard_*.tsv"))
+    rows = pd.read_csv(table, sep="\t")
+    assert len(rows) >= 2 and (rows["status"] == "ok").all()
+    victim, kept = (work / rows["features"].iloc[0]), (work / rows["features"].iloc[1])
+    kept_mtime = kept.stat().st_mtime_ns
     victim.unlink()
-    counts = job_counts(snakemake(work, "-n").stdout)
+    force = ("--forcerun", str(table.relative_to(work)))
+    counts = job_counts(snakemake(work, "-n", *force).stdout)
     assert counts.get("features_extract") == 1
-    assert counts.get("train_folds") == 2  # 2 tasks (each job: both folds), all read every feature file
+    assert counts.get("train_folds") == 2  # 2 tasks (each job: both folds), all read every shard table
     for rule in ("demo_generate", "wsi_patch", "labels_build", "omics_matrix", "data_splits", "report_cohort", "report_qc"):
         assert rule not in counts, (rule, counts)
-    snakemake(work)
-    assert victim.exists()
+    snakemake(work, *force)
+    assert victim.exists() and kept.stat().st_mtime_ns == kept_mtime
+    kept_status = feat_dir / "status" / f"{rows['slide_id'].iloc[1]}.json"
+    assert json.loads(kept_status.read_text())["reused"] is True
 
     # the report is self-contained HTML with the annotated figures
     snakemake(work, "--report", "results/report.html")

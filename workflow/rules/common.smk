@@ -146,6 +146,7 @@ WSI_STATUS = "results/wsi/status/{slide}.json"
 WSI_THUMBNAIL = "results/wsi/thumbnails/{slide}.jpg"
 FEATURES = f"results/features/{ENCODER}/{{slide}}.h5"
 FEATURES_STATUS = f"results/features/{ENCODER}/status/{{slide}}.json"
+FEATURE_SHARD = f"results/features/{ENCODER}/shards/shard_{{shard}}.tsv"
 SPLIT = "results/splits/fold_{fold}.json"
 FOLD_DIR = "results/training/{model}/{task}/fold_{fold}"
 FOLD_PREDICTIONS = f"{FOLD_DIR}/predictions.tsv"
@@ -175,6 +176,7 @@ EXT_OMICS = f"{EXTERNAL_DIR}/omics/expression.h5"
 EXT_WSI_DIR = f"{EXTERNAL_DIR}/wsi"
 EXT_FEATURES = f"{EXTERNAL_DIR}/features/{ENCODER}/{{slide}}.h5"
 EXT_FEATURES_STATUS = f"{EXTERNAL_DIR}/features/{ENCODER}/status/{{slide}}.json"
+EXT_FEATURE_SHARD = f"{EXTERNAL_DIR}/features/{ENCODER}/shards/shard_{{shard}}.tsv"
 EXT_PREDICT_DIR = f"{EXTERNAL_DIR}/predict"
 EXT_PREDICTIONS = [f"{EXT_PREDICT_DIR}/{m}/{t}/predictions.tsv" for m, t in JOBS]  # {ext} left as a wildcard
 EXT_EVALUATION = f"{EXTERNAL_DIR}/evaluation"
@@ -299,14 +301,6 @@ def _per_slide(template: str) -> list[str]:
     return [template.format(slide=s) for s in get_slides()]
 
 
-def get_all_features(wildcards=None) -> list[str]:
-    return _per_slide(FEATURES)
-
-
-def get_all_feature_status(wildcards=None) -> list[str]:
-    return _per_slide(FEATURES_STATUS)
-
-
 def get_all_slide_status(wildcards=None) -> list[str]:
     return _per_slide(WSI_STATUS)
 
@@ -321,6 +315,44 @@ def get_all_slide_thumbnails(wildcards=None) -> list[str]:
 
 def get_all_slide_coords(wildcards=None) -> list[str]:
     return _per_slide(WSI_COORDS)
+
+
+# --- feature shards (features_extract: one job per shard of features.shard_size slides) ---
+def _feature_shards() -> list[list[str]]:
+    """Slide ids of each shard: the sorted slides in chunks of features.shard_size (checkpoint-aware)."""
+    from gliofuse.features.shard_table import assign_shards
+
+    return assign_shards(get_slides(), CFG.features.shard_size)
+
+
+def get_all_feature_shards(wildcards=None) -> list[str]:
+    """Every shard table; consumers of features read the per-slide files through them (gliofuse.features.shard_table)."""
+    return [FEATURE_SHARD.format(shard=f"{k:04d}") for k in range(len(_feature_shards()))]
+
+
+def _shard_slides(wildcards) -> list[str]:
+    shards = _feature_shards()
+    k = int(wildcards.shard)
+    if k >= len(shards):
+        raise WorkflowError(f"features shard {wildcards.shard} does not exist: {describe_slides()} make {len(shards)} "
+                            f"shards of features.shard_size={CFG.features.shard_size}.")
+    return shards[k]
+
+
+def get_shard_slide_files(wildcards) -> list[str]:
+    return [_slide_file(s) for s in _shard_slides(wildcards)]
+
+
+def get_shard_coords(wildcards) -> list[str]:
+    return [WSI_COORDS.format(slide=s) for s in _shard_slides(wildcards)]
+
+
+def get_shard_features(wildcards) -> list[str]:
+    return [FEATURES.format(slide=s) for s in _shard_slides(wildcards)]
+
+
+def get_shard_feature_status(wildcards) -> list[str]:
+    return [FEATURES_STATUS.format(slide=s) for s in _shard_slides(wildcards)]
 
 
 # --- training folds and evaluation ---
@@ -424,8 +456,41 @@ def get_external_clinical(wildcards) -> str:
     return CFG.external[wildcards.ext].clinical
 
 
-def get_external_features(wildcards) -> list[str]:
-    return [EXT_FEATURES.format(ext=wildcards.ext, slide=s) for s in EXTERNAL_SLIDE_PATHS[wildcards.ext]]
+def _external_shards(ext: str) -> list[list[str]]:
+    """Slide ids of each features shard of an external cohort (as the development cohort's)."""
+    from gliofuse.features.shard_table import assign_shards
+
+    return assign_shards(list(EXTERNAL_SLIDE_PATHS[ext]), CFG.features.shard_size)
+
+
+def get_external_feature_shards(wildcards) -> list[str]:
+    return [EXT_FEATURE_SHARD.format(ext=wildcards.ext, shard=f"{k:04d}")
+            for k in range(len(_external_shards(wildcards.ext)))]
+
+
+def _external_shard_slides(wildcards) -> list[str]:
+    shards = _external_shards(wildcards.ext)
+    k = int(wildcards.shard)
+    if k >= len(shards):
+        raise WorkflowError(f"external cohort {wildcards.ext}: features shard {wildcards.shard} does not exist "
+                            f"({len(shards)} shards of features.shard_size={CFG.features.shard_size}).")
+    return shards[k]
+
+
+def get_external_shard_slide_files(wildcards) -> list[str]:
+    return [EXTERNAL_SLIDE_PATHS[wildcards.ext][s] for s in _external_shard_slides(wildcards)]
+
+
+def get_external_shard_coords(wildcards) -> list[str]:
+    return [f"{EXT_WSI_DIR}/coords/{s}.h5".format(ext=wildcards.ext) for s in _external_shard_slides(wildcards)]
+
+
+def get_external_shard_features(wildcards) -> list[str]:
+    return [EXT_FEATURES.format(ext=wildcards.ext, slide=s) for s in _external_shard_slides(wildcards)]
+
+
+def get_external_shard_feature_status(wildcards) -> list[str]:
+    return [EXT_FEATURES_STATUS.format(ext=wildcards.ext, slide=s) for s in _external_shard_slides(wildcards)]
 
 
 def get_external_matrix(wildcards) -> str:
@@ -502,10 +567,10 @@ def get_final_output(wildcards=None) -> list[str]:
     # report figures and tables: comparisons, forest plot, summary.md, training and attention figures
     out += [COMPARISONS, FOREST_FIGURE, SUMMARY_MD]
     out += [t.format(model=m, task=task) for m, task in JOBS for t in (TRAINING_FIGURE, ATTENTION_DIR)]
-    # Per-slide features are products in their own right (reused across models and experiments). Listing them
-    # as targets also makes a deleted feature file count as missing: Snakemake 9 does not rebuild a deleted
-    # intermediate whose consumers are up to date, so without this `rm` of one h5 would go unnoticed.
-    out += get_all_features()
+    # Features are products in their own right (reused across models and experiments): every shard table is a
+    # target, so a deleted table is rebuilt even though its consumers are up to date. A deleted slide h5 is not a
+    # declared output: its readers name the table to --forcerun, which re-encodes only slides without a complete h5.
+    out += get_all_feature_shards()
     out += BUNDLES  # the trained models, ready for `gliofuse predict` (one export job for all of them)
     out += get_all_external_outputs()  # external validation: metrics, KM and calibration per external cohort
     return out

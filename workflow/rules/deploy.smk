@@ -8,7 +8,7 @@ rule bundle_export:
         checkpoints=get_all_fold_checkpoints,
         predictions=get_all_fold_predictions,  # the training rows give the Cox baseline hazard
         omics=OMICS_MATRIX,
-        features=get_all_features,  # their encoder attribute names the bundle's encoder
+        feature_shards=get_all_feature_shards,  # their h5 files' encoder attribute names the bundle's encoder
     output:
         bundles=BUNDLES,
     params:
@@ -21,7 +21,7 @@ rule bundle_export:
         "../../envs/torch.yaml"
     shell:
         "gliofuse bundle export --config {input.cfg} --checkpoints {input.checkpoints} --omics {input.omics}"
-        " --features {input.features} --out-root {params.out_root} > {log} 2>&1"
+        " --feature-shards {input.feature_shards} --out-root {params.out_root} > {log} 2>&1"
 
 
 rule predict_cohort:

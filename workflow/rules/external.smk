@@ -26,15 +26,17 @@ use rule wsi_patch as external_wsi_patch with:
 use rule features_extract as external_features_extract with:
     input:
         cfg=cfg_path("features"),
-        slide=get_external_slide_file,
-        coords=f"{EXT_WSI_DIR}/coords/{{slide}}.h5",
+        slides=get_external_shard_slide_files,
+        coords=get_external_shard_coords,
     output:
-        features=EXT_FEATURES,
-        status=EXT_FEATURES_STATUS,
+        table=EXT_FEATURE_SHARD,
+    params:
+        features=get_external_shard_features,
+        status=get_external_shard_feature_status,
     log:
-        f"results/logs/external_features_extract/{{ext}}/{ENCODER}/{{slide}}.log",
+        f"results/logs/external_features_extract/{{ext}}/{ENCODER}/shard_{{shard}}.log",
     benchmark:
-        f"results/benchmarks/external_features_extract/{{ext}}/{ENCODER}/{{slide}}.tsv"
+        f"results/benchmarks/external_features_extract/{{ext}}/{ENCODER}/shard_{{shard}}.tsv"
 
 
 rule external_labels:
@@ -76,7 +78,7 @@ rule external_predict:
         cfg=cfg_path("external"),
         bundles=BUNDLES,
         slides=get_external_sheet,
-        features=get_external_features,
+        feature_shards=get_external_feature_shards,
         omics=get_external_omics,
     output:
         predictions=EXT_PREDICTIONS,
@@ -89,7 +91,7 @@ rule external_predict:
         "../../envs/torch.yaml"
     shell:
         "gliofuse external predict --config {input.cfg} --bundles {params.bundles} --slides {input.slides}"
-        " --features {input.features} --omics {input.omics} --out-root {params.out_root} > {log} 2>&1"
+        " --feature-shards {input.feature_shards} --omics {input.omics} --out-root {params.out_root} > {log} 2>&1"
 
 
 rule external_evaluate:

@@ -170,7 +170,7 @@ rule report_qc:
         status=get_all_slide_status,
         qc=get_all_slide_qc,
         # features_* columns; ancient: re-extracting one slide does not redo the table (--forcerun report_qc does)
-        feature_status=ancient(get_all_feature_status),
+        feature_shards=ancient(get_all_feature_shards),
     output:
         table=report(
             QC_TABLE,
@@ -189,5 +189,5 @@ rule report_qc:
     conda:
         "../../envs/stats.yaml"
     shell:
-        "gliofuse report qc --status {input.status} --qc {input.qc} --feature-status {input.feature_status}"
+        "gliofuse report qc --status {input.status} --qc {input.qc} --feature-shards {input.feature_shards}"
         " --out-table {output.table} --out-png {output.png} > {log} 2>&1"

@@ -12,7 +12,7 @@ rule data_splits:
         slides=SLIDE_SHEET,
         status=get_all_slide_status,
         # a slide whose extraction failed is left out; ancient: re-extracting a slide does not redo the folds
-        feature_status=ancient(get_all_feature_status),
+        feature_shards=ancient(get_all_feature_shards),
     output:
         cohort="results/splits/cohort.tsv",
         folds=expand(SPLIT, fold=FOLDS),
@@ -22,7 +22,7 @@ rule data_splits:
         "../../envs/data.yaml"
     shell:
         "gliofuse data splits --config {input.cfg} --labels {input.labels} --omics {input.omics}"
-        " --slides {input.slides} --slide-status {input.status} --feature-status {input.feature_status}"
+        " --slides {input.slides} --slide-status {input.status} --feature-shards {input.feature_shards}"
         " --out-cohort {output.cohort} --out-folds {output.folds} > {log} 2>&1"
 
 
@@ -41,7 +41,7 @@ if CFG.training.folds_per_job == "one":
             split=SPLIT,
             labels=LABELS,
             omics=OMICS_MATRIX,
-            features=get_all_features,
+            feature_shards=get_all_feature_shards,
             slides=SLIDE_SHEET,  # the patient of each feature file (any slide ids, not only TCGA barcodes)
         output:
             predictions=FOLD_PREDICTIONS,
@@ -63,7 +63,7 @@ if CFG.training.folds_per_job == "one":
         shell:
             "gliofuse train fold --config {input.cfg} --model {wildcards.model} --task {wildcards.task}"
             " --split {input.split} --labels {input.labels} --omics {input.omics}"
-            " --features {input.features} --slides {input.slides} --threads {threads} --out-dir {params.out_dir}"
+            " --feature-shards {input.feature_shards} --slides {input.slides} --threads {threads} --out-dir {params.out_dir}"
             " > {log} 2>&1"
 
 else:
@@ -74,7 +74,7 @@ else:
             splits=expand(SPLIT, fold=FOLDS),
             labels=LABELS,
             omics=OMICS_MATRIX,
-            features=get_all_features,
+            feature_shards=get_all_feature_shards,
             slides=SLIDE_SHEET,  # the patient of each feature file (any slide ids, not only TCGA barcodes)
         output:
             # every fold's files: Snakemake deletes a job's declared outputs before it runs
@@ -97,5 +97,5 @@ else:
         shell:
             "gliofuse train folds --config {input.cfg} --model {wildcards.model} --task {wildcards.task}"
             " --splits {input.splits} --labels {input.labels} --omics {input.omics}"
-            " --features {input.features} --slides {input.slides} --threads {threads} --out-dirs {params.out_dirs}"
+            " --feature-shards {input.feature_shards} --slides {input.slides} --threads {threads} --out-dirs {params.out_dirs}"
             " > {log} 2>&1"

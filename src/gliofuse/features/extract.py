@@ -1,28 +1,25 @@
 """``extract_slide_``: encode every patch of one slide into a features h5 (docs/data-contracts.md §5).
 
-Data path, built for throughput:
+A slide goes through two phases, so that a shard of slides (:mod:`gliofuse.features.shard`) can
+prepare the next slide while the current one encodes:
 
-1. :func:`~gliofuse.features.plan.plan_batches` groups patches into batches and each batch into
-   region reads (one ``read_region`` per block of contiguous patches, split in memory);
-2. :class:`~gliofuse.features.loader.BatchReader` reads them in DataLoader workers (one slide handle
-   each, read-ahead ``prefetch_factor``, pinned memory on CUDA), as uint8 at the read level;
-3. :class:`DevicePreprocess` resizes to the encoder input (antialiased) and normalises on the device;
-4. the encoder runs under ``inference_mode``, channels_last, bf16/fp16 autocast on CUDA and, optionally,
-   ``torch.compile``. Finished batches are saved every ``checkpoint_s`` so a killed job resumes.
-
-Features do not depend on the read strategy or the worker count (up to float rounding).
+1. :func:`prepare_slide` (no encoder forward): read and check the coords file, decide whether a
+   complete features file of the same run can be reused, choose the reader (``features.decoder``),
+   plan the batches (:func:`~gliofuse.features.plan.plan_batches`) and optionally read the first ones;
+2. :func:`encode_prepared`: :func:`~gliofuse.features.encode.encode_patches` (falling back from raw
+   JPEG tiles to OpenSlide on any raw-tile error when ``decoder: auto``) and write the h5 + status.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
 import sys
 import time
 import zlib
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -30,65 +27,24 @@ from typing import Any
 import h5py
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from gliofuse.config import FeaturesConfig
 from gliofuse.device import resolve_device
-from gliofuse.errors import InputDataError
+from gliofuse.errors import InputDataError, RawTilesUnsupportedError
+from gliofuse.features.encode import effective_precision, encode_patches
 from gliofuse.features.encoders import Encoder, create_encoder
-from gliofuse.features.loader import BatchReader, auto_workers, make_loader, resize_uint8
-from gliofuse.features.plan import plan_batches, plan_hash
-from gliofuse.features.resume import Finished, ResumeFolder
+from gliofuse.features.loader import BatchReader, auto_workers
+from gliofuse.features.plan import Batch, plan_batches, plan_hash
+from gliofuse.features.resume import ResumeFolder
 from gliofuse.features.status import FeatureRecord, write_feature_status_
 from gliofuse.features.store import features_complete, write_features_h5_
 from gliofuse.io import config_hash, file_hash, provenance
 from gliofuse.wsi.coords import CoordsFile, read_coords_h5
+from gliofuse.wsi.jpeg_tiles import supports_raw_tiles
 from gliofuse.wsi.reader import open_slide
 
 log = logging.getLogger(__name__)
-
-
-def effective_precision(device: torch.device, precision: str, cpu_bf16: bool = False) -> str:
-    """The precision actually used: ``precision`` on CUDA; on CPU bf16 if ``cpu_bf16`` else fp32."""
-    if device.type == "cuda":
-        return precision
-    return "bf16" if cpu_bf16 else "fp32"
-
-
-def _autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
-    if precision == "fp32" or device.type not in ("cuda", "cpu"):
-        return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16 if precision == "bf16" else torch.float16)
-
-
-class DevicePreprocess:
-    """(B, S, S, 3) uint8 on the device → (B, 3, I, I) float32 encoder input, channels_last.
-
-    Resizes S → I = ``encoder.input_size`` with the encoder's filter (antialiased), then applies
-    ``(x / 255 - mean) / std``. On CPU the resize runs on uint8 (torch's vectorised path, ~10x faster
-    than float; rounds to integers); on CUDA it runs in float32.
-    """
-
-    def __init__(self, encoder: Encoder, device: torch.device) -> None:
-        std = torch.tensor(encoder.std, dtype=torch.float32, device=device).view(1, 3, 1, 1)
-        mean = torch.tensor(encoder.mean, dtype=torch.float32, device=device).view(1, 3, 1, 1)
-        self.scale = 1.0 / (255.0 * std)
-        self.shift = -mean / std
-        self.size = int(encoder.input_size)
-        self.mode = encoder.interpolation
-        self.uint8 = device.type == "cpu"
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.uint8 and x.shape[1] != self.size:
-            x = resize_uint8(x, self.size, self.mode)
-        x = x.permute(0, 3, 1, 2)  # NHWC memory = channels_last NCHW
-        if x.shape[-1] != self.size or x.shape[-2] != self.size:
-            x = F.interpolate(x.float(), size=(self.size, self.size), mode=self.mode, align_corners=False,
-                              antialias=True)
-            if self.mode == "bicubic":
-                x = x.clamp_(0.0, 255.0)
-        return torch.addcmul(self.shift, x.float(), self.scale).contiguous(memory_format=torch.channels_last)
 
 
 @lru_cache(maxsize=1)
@@ -115,115 +71,51 @@ def subsample(coords: np.ndarray, max_patches: int | None, *, seed: int, slide_i
     return np.sort(rng.choice(n, size=max_patches, replace=False))
 
 
+def run_settings(cfg: FeaturesConfig, num_workers: int | None = None) -> tuple[torch.device, str, int]:
+    """(device, precision actually used, DataLoader workers) of a run; ``num_workers`` overrides the config."""
+    device = resolve_device(cfg.device, key="features.device")
+    precision = effective_precision(device, cfg.precision, cfg.cpu_bf16)
+    workers = num_workers if num_workers is not None else (
+        cfg.num_workers if cfg.num_workers is not None else auto_workers(device))
+    return device, precision, workers
+
+
 @dataclass
-class EncodeStats:
-    """Counters of one :func:`encode_patches` call."""
+class SlideJob:
+    """One slide to encode: its file, coords h5 (§4), features h5 and status JSON (§5; None: not written)."""
 
-    n_patches: int = 0
-    n_batches: int = 0
-    n_failed_reads: int = 0
-    n_read_retries: int = 0
-    resumed_batches: int = 0
-    num_workers: int = 0
-    seconds: float = 0.0
+    slide_path: Path
+    coords_path: Path
+    out_path: Path
+    out_status: Path | None = None
 
 
-def encode_patches(slide_path: str | Path, coords: np.ndarray, *, read_level: int, read_size: int,
-                   encoder: Encoder, device: torch.device, precision: str = "fp32", batch_size: int = 32,
-                   strategy: str = "region", region_px: int = 2048, num_workers: int = 0,
-                   prefetch_factor: int = 4, retries: int = 1, compile_model: bool = False,
-                   resume: ResumeFolder | None = None, checkpoint_s: float | None = None,
-                   progress: tqdm | None = None) -> tuple[np.ndarray, np.ndarray, EncodeStats]:
-    """Read and encode the patches at ``coords``.
+@dataclass
+class Prepared:
+    """A slide after :func:`prepare_slide`: what :func:`encode_prepared` needs."""
 
-    Parameters
-    ----------
-    coords : (N, 2) int64 level-0 (x, y) patch corners.
-    read_level, read_size : pyramid level and patch side in px of that level (coords h5 attributes).
-    resume : progress folder; batches saved there are not recomputed, new ones are saved every
-        ``checkpoint_s`` seconds (None: never).
+    job: SlideJob
+    cf: CoordsFile
+    coords: np.ndarray  # (N, 2) int64, after the subsample; (0, 2) for a skipped slide
+    key: str
+    record: FeatureRecord
+    t0: float
+    reused: bool = False
+    decoder: str = "openslide"
+    batches: list[Batch] = field(default_factory=list)
+    prefetched: dict[int, dict[str, Any]] = field(default_factory=dict)
 
-    Returns
-    -------
-    features : (N, D) float32, row i = patch ``coords[i]``.
-    failed : (N,) bool, unreadable patches (encoded as white tiles).
-    stats : counters.
-    """
-    t0 = time.perf_counter()
-    coords = np.asarray(coords, np.int64).reshape(-1, 2)
-    n, d = len(coords), encoder.embed_dim
-    feats = np.zeros((n, d), np.float32)
-    failed = np.zeros(n, bool)
-    stats = EncodeStats(n_patches=n, num_workers=num_workers)
-    if n == 0:
-        return feats, failed, stats
-    with open_slide(slide_path) as slide:
-        downsample = float(slide.level_downsamples[read_level])
-    batches = plan_batches(coords, read_size=read_size, downsample=downsample, batch_size=batch_size,
-                           strategy=strategy, region_px=region_px)
-    stats.n_batches = len(batches)
-    done: set[int] = set()
-    if resume is not None:
-        for part in resume.load():
-            feats[part.rows] = part.features
-            failed[part.rows] = part.failed
-            done.update(int(b) for b in part.batches)
-        stats.resumed_batches = len(done)
-        if done:
-            log.info("resuming %s: %d of %d batches done by an earlier run", Path(slide_path).name, len(done),
-                     len(batches))
-        resume.start()
-    todo = [b.index for b in batches if b.index not in done]
-    if progress is not None:
-        progress.update(sum(len(batches[i].rows) for i in done))
-    on_cpu = device.type == "cpu"  # CPU: resize in the reader (parallel across workers, 5x less data to pass)
-    reader = BatchReader(slide_path, batches, read_level=read_level, read_size=read_size, retries=retries,
-                         resize_to=encoder.input_size if on_cpu else None, resize_mode=encoder.interpolation)
-    loader = make_loader(reader, todo, num_workers=num_workers, pin_memory=device.type == "cuda",
-                         prefetch_factor=prefetch_factor)
-    model = encoder.model.to(device=device, memory_format=torch.channels_last).eval()
-    if compile_model:
-        model = torch.compile(model, dynamic=False)
-    pre = DevicePreprocess(encoder, device)
-    pending: list[tuple[int, torch.Tensor, torch.Tensor, torch.Tensor]] = []
-    last_flush = time.perf_counter()
 
-    def flush() -> None:
-        nonlocal last_flush
-        if not pending:
-            return
-        idx = np.array([p[0] for p in pending], np.int64)
-        rows = torch.cat([p[1] for p in pending]).numpy()
-        ys = torch.cat([p[2] for p in pending]).float().cpu().numpy()
-        fl = torch.cat([p[3] for p in pending]).numpy()
-        feats[rows], failed[rows] = ys, fl
-        if resume is not None and checkpoint_s is not None:
-            resume.save(Finished(batches=idx, rows=rows, features=ys, failed=fl))
-        pending.clear()
-        last_flush = time.perf_counter()
-
-    try:
-        with torch.inference_mode(), _autocast(device, precision):
-            for item in loader:
-                x = item["patches"].to(device, non_blocking=True)
-                b = x.shape[0]
-                if compile_model and b < batch_size:  # fixed shapes: no recompilation for the last batch
-                    x = torch.cat([x, x.new_zeros((batch_size - b, *x.shape[1:]))])
-                y = model(pre(x))[:b]
-                if y.shape != (b, d):
-                    raise RuntimeError(f"encoder {encoder.name!r} returned shape {tuple(y.shape)}, expected ({b}, {d})")
-                pending.append((int(item["index"]), item["rows"], y.detach(), item["failed"]))
-                stats.n_read_retries += int(item["retries"])
-                if progress is not None:
-                    progress.update(b)
-                if checkpoint_s is not None and time.perf_counter() - last_flush >= checkpoint_s:
-                    flush()
-            flush()
-    finally:
-        reader.close()
-    stats.n_failed_reads = int(failed.sum())
-    stats.seconds = time.perf_counter() - t0
-    return feats, failed, stats
+def choose_decoder(cfg: FeaturesConfig, slide_path: Path, read_level: int) -> str:
+    """``raw`` or ``openslide`` for this slide by ``features.decoder`` (raw tiles need a tiled-JPEG level)."""
+    if cfg.decoder == "openslide":
+        return "openslide"
+    if supports_raw_tiles(slide_path, read_level):
+        return "raw"
+    if cfg.decoder == "raw":
+        raise RawTilesUnsupportedError(f"{slide_path}: level {read_level} is not stored as tiled JPEG, and "
+                                       "features.decoder is 'raw'. Set features.decoder: auto (OpenSlide reads it).")
+    return "openslide"
 
 
 def _check_coords(cf: CoordsFile, slide_path: Path, coords_path: Path) -> None:
@@ -238,13 +130,15 @@ def _check_coords(cf: CoordsFile, slide_path: Path, coords_path: Path) -> None:
 
 
 def extract_key(*, cfg: FeaturesConfig, coords: np.ndarray, cf: CoordsFile, seed: int, device: torch.device) -> str:
-    """Identity of a features result: coords, geometry, encoder, weights, kwargs, precision (and seed if random)."""
+    """Identity of a features result: coords, geometry, encoder, weights, kwargs, precision, features.decoder
+    (and the seed if random)."""
     return config_hash({
         "coords": hashlib.sha256(np.ascontiguousarray(coords, np.int64).tobytes()).hexdigest(),
         "geometry": [int(cf.attrs[k]) for k in ("read_level", "read_size", "patch_size")],
         "slide_hash": str(cf.attrs["slide_hash"]), "encoder": cfg.encoder, "kwargs": cfg.encoder_kwargs,
         "weights": file_hash(cfg.weights) if cfg.weights else f"random:{seed}",
         "precision": effective_precision(device, cfg.precision, cfg.cpu_bf16), "device": device.type,
+        "decoder": cfg.decoder,
     })
 
 
@@ -259,6 +153,163 @@ def _reuse(out_path: Path, key: str, record: FeatureRecord) -> bool:
         record.n_read_retries = int(a.get("n_read_retries", 0))
     record.reused = True
     return True
+
+
+def prepare_slide(job: SlideJob, *, cfg: FeaturesConfig, seed: int, encoder: Encoder | None = None,
+                  prefetch: int = 0) -> Prepared:
+    """Phase 1 of a slide: coords, reuse check, reader choice, batch plan, and (``prefetch`` > 0, with
+    ``encoder`` given) the first ``prefetch`` batches read — all without running the encoder.
+
+    Raises ``InputDataError`` for a coords file that does not belong to the slide, ``SlideReadError``
+    for a slide that cannot be opened.
+    """
+    t0 = time.perf_counter()
+    cf = read_coords_h5(job.coords_path)
+    slide_id = str(cf.attrs["slide_id"])
+    rows = subsample(cf.coords, cfg.max_patches_per_slide, seed=seed, slide_id=slide_id)
+    coords = cf.coords[rows] if cf.status == "ok" else np.zeros((0, 2), np.int64)
+    device, precision, workers = run_settings(cfg)
+    record = FeatureRecord(slide_id=slide_id, encoder=cfg.encoder, status="ok", device=str(device),
+                           precision=precision, read_strategy=cfg.read_strategy, num_workers=workers)
+    key = extract_key(cfg=cfg, coords=coords, cf=cf, seed=seed, device=device)
+    prep = Prepared(job=job, cf=cf, coords=coords, key=key, record=record, t0=t0)
+    if _reuse(job.out_path, key, record):
+        prep.reused = True
+        return prep
+    _check_coords(cf, job.slide_path, job.coords_path)
+    if cf.status != "ok" or len(coords) == 0:
+        return prep
+    read_level, read_size = int(cf.attrs["read_level"]), int(cf.attrs["read_size"])
+    with open_slide(job.slide_path) as slide:
+        ds = float(slide.level_downsamples[read_level])
+    prep.decoder = choose_decoder(cfg, job.slide_path, read_level)
+    prep.batches = plan_batches(coords, read_size=read_size, downsample=ds, batch_size=cfg.batch_size,
+                                strategy=cfg.read_strategy, region_px=cfg.region_px)
+    fresh = not ResumeFolder(job.out_path, "").dir.exists()
+    if prefetch > 0 and encoder is not None and fresh and not (prep.decoder == "raw" and device.type == "cuda"):
+        _prefetch(prep, encoder, on_cpu=device.type == "cpu", retries=cfg.read_retries, n=prefetch)
+    return prep
+
+
+def _prefetch(prep: Prepared, encoder: Encoder, *, on_cpu: bool, retries: int, n: int) -> None:
+    """Read the first ``n`` batches of a fresh slide in this thread (a raw-tile error drops them: the encode
+    phase meets it again and falls back)."""
+    read_level, read_size = int(prep.cf.attrs["read_level"]), int(prep.cf.attrs["read_size"])
+    reader = BatchReader(prep.job.slide_path, prep.batches, read_level=read_level, read_size=read_size,
+                         retries=retries, resize_to=encoder.input_size if on_cpu else None,
+                         resize_mode=encoder.interpolation, decoder=prep.decoder)
+    try:
+        for b in prep.batches[:n]:
+            prep.prefetched[b.index] = reader[b.index]
+    except Exception as exc:  # noqa: BLE001 - any read error is handled (and reported) by the encode phase
+        log.debug("prefetch of %s stopped: %s", prep.job.slide_path.name, exc)
+        prep.prefetched.clear()
+    finally:
+        reader.close()
+
+
+def _encode(prep: Prepared, cfg: FeaturesConfig, encoder: Encoder, *, decoder: str, num_workers: int | None,
+            on_started: Callable[[], None] | None = None) -> tuple[np.ndarray, np.ndarray, Any]:
+    """encode_patches of a prepared slide with ``decoder``, resumable (the run key includes the decoder)."""
+    device, precision, workers = run_settings(cfg, num_workers)
+    resume = ResumeFolder(prep.job.out_path, f"{prep.key}-{plan_hash(prep.batches)}-{decoder}")
+    with tqdm(total=len(prep.coords), desc=f"features {prep.record.slide_id}", unit="patch", file=sys.stderr,
+              mininterval=1.0 if sys.stderr.isatty() else 15.0) as bar:
+        out = encode_patches(
+            prep.job.slide_path, prep.coords, read_level=int(prep.cf.attrs["read_level"]),
+            read_size=int(prep.cf.attrs["read_size"]), encoder=encoder, device=device, batches=prep.batches,
+            precision=precision, batch_size=cfg.batch_size, num_workers=workers,
+            prefetch_factor=cfg.prefetch_factor, retries=cfg.read_retries, compile_model=cfg.compile,
+            decoder=decoder, resume=resume, checkpoint_s=cfg.checkpoint_s,
+            prefetched=prep.prefetched if decoder == prep.decoder else None, progress=bar, on_started=on_started)
+    return out
+
+
+def _encode_with_fallback(prep: Prepared, cfg: FeaturesConfig, encoder: Encoder, num_workers: int | None,
+                          on_started: Callable[[], None] | None) -> tuple[np.ndarray, np.ndarray, Any]:
+    """Encode with the chosen reader; ``decoder: auto`` redoes the slide with OpenSlide after a raw-tile error."""
+    record = prep.record
+    record.decoder = prep.decoder
+    try:
+        return _encode(prep, cfg, encoder, decoder=prep.decoder, num_workers=num_workers, on_started=on_started)
+    except Exception as exc:
+        if prep.decoder != "raw" or cfg.decoder != "auto":
+            raise
+        reason = " ".join(str(exc).split())[:300]
+        log.warning("features %s: raw JPEG tiles failed (%s); reading the slide with OpenSlide", record.slide_id,
+                    reason)
+        record.decoder, record.decoder_fallback = "openslide", f"{type(exc).__name__}: {reason}"
+        return _encode(prep, cfg, encoder, decoder="openslide", num_workers=num_workers, on_started=on_started)
+
+
+def encode_prepared(prep: Prepared, *, cfg: FeaturesConfig, seed: int, encoder: Encoder | None = None,
+                    num_workers: int | None = None, on_started: Callable[[], None] | None = None) -> dict[str, Any]:
+    """Phase 2 of a slide: encode (unless reused or skipped), write the features h5 and status JSON.
+
+    ``encoder``: the configured one (None: :func:`get_encoder`, built only if the slide is not reused).
+    ``on_started``: passed to :func:`~gliofuse.features.encode.encode_patches` (called once reading is under way).
+
+    Returns the status record as a dict (:class:`~gliofuse.features.status.FeatureRecord`).
+    """
+    job, cf, record = prep.job, prep.cf, prep.record
+    slide_id, coords = record.slide_id, prep.coords
+    if prep.reused:
+        log.info("features %s: %s exists and is complete; skipped", slide_id, job.out_path)
+        record.seconds = round(time.perf_counter() - prep.t0, 3)
+        return write_feature_status_(job.out_status, record) if job.out_status else record.to_dict()
+    encoder = encoder if encoder is not None else get_encoder(cfg, seed=seed)
+    device, precision, workers = run_settings(cfg, num_workers)
+    record.num_workers = workers
+    if device.type != "cuda" and cfg.precision != precision:
+        log.info("features.precision=%s applies on CUDA; running %s on %s (features.cpu_bf16=%s)", cfg.precision,
+                 precision, device, cfg.cpu_bf16)
+    failed = np.zeros(0, bool)
+    if cf.status != "ok" or len(coords) == 0:
+        record.status, record.reason = "skipped", cf.reason or "no_patches: the coords file has no patches"
+        feats = np.zeros((0, encoder.embed_dim), np.float32)
+        coords = np.zeros((0, 2), np.int64)
+    else:
+        feats, failed, stats = _encode_with_fallback(prep, cfg, encoder, num_workers, on_started)
+        if not np.isfinite(feats).all():
+            raise RuntimeError(f"features of slide {slide_id} contain NaN/inf (encoder {cfg.encoder}, precision "
+                               f"{precision}); try features.precision: fp32 or bf16.")
+        record.n_failed_reads, record.n_read_retries = stats.n_failed_reads, stats.n_read_retries
+        record.resumed_batches = stats.resumed_batches
+        record.patches_per_s = round(len(coords) / stats.seconds, 2) if stats.seconds > 0 else None
+        if stats.n_failed_reads > cfg.max_failed_fraction * len(coords):
+            record.status = "failed"
+            record.reason = (f"read_errors: {stats.n_failed_reads} of {len(coords)} patches unreadable (more than "
+                             f"features.max_failed_fraction={cfg.max_failed_fraction:g}); the slide file may be corrupt")
+        elif stats.n_failed_reads:
+            log.warning("features %s: %d unreadable patch(es) encoded as white tiles", slide_id, stats.n_failed_reads)
+    record.n_patches, record.embed_dim = len(feats), encoder.embed_dim
+    _write(prep, cfg, seed=seed, encoder=encoder, feats=feats, coords=coords, failed=failed)
+    ResumeFolder(job.out_path, "").clear()  # the progress folder, once the h5 is written
+    record.seconds = round(time.perf_counter() - prep.t0, 3)
+    log.info("features %s: %s, %d patches x %d dims (%s on %s, %s, %s reader, %d workers), %d failed reads, "
+             "%.2f s", slide_id, record.status, len(feats), encoder.embed_dim, cfg.encoder, device, precision,
+             record.decoder or "no", workers, record.n_failed_reads, record.seconds)
+    return write_feature_status_(job.out_status, record) if job.out_status else record.to_dict()
+
+
+def _write(prep: Prepared, cfg: FeaturesConfig, *, seed: int, encoder: Encoder, feats: np.ndarray,
+           coords: np.ndarray, failed: np.ndarray) -> None:
+    """Write the features h5 (§5) of a prepared slide atomically, with its provenance."""
+    job, cf, record = prep.job, prep.cf, prep.record
+    inputs: dict[str, Path | str] = {"slide": job.slide_path, "coords": job.coords_path}
+    if cfg.weights:
+        inputs["weights"] = cfg.weights
+    prov = provenance(config=cfg.model_dump(mode="json"), inputs=inputs, extra={
+        "stage": "features_extract", "seed": seed, "input_size": encoder.input_size, "mean": encoder.mean,
+        "std": encoder.std, "interpolation": encoder.interpolation, "device": record.device,
+        "precision": record.precision, "decoder": record.decoder, "n_patches_coords": len(cf.coords),
+        "torch_version": torch.__version__})
+    write_features_h5_(job.out_path, feats, coords, {
+        "encoder": cfg.encoder, "embed_dim": encoder.embed_dim, "patch_size": int(cf.attrs["patch_size"]),
+        "target_mpp": float(cf.attrs["target_mpp"]), "slide_id": record.slide_id, "status": record.status,
+        "reason": record.reason, "input_size": encoder.input_size, "precision": record.precision,
+        "n_failed_reads": record.n_failed_reads, "n_read_retries": record.n_read_retries, "extract_key": prep.key,
+        "provenance": json.dumps(prov, sort_keys=True)}, read_failed=failed if len(failed) else None)
 
 
 def extract_slide_(*, slide_path: Path, coords_path: Path, cfg: FeaturesConfig, out_path: Path, seed: int,
@@ -281,82 +332,6 @@ def extract_slide_(*, slide_path: Path, coords_path: Path, cfg: FeaturesConfig, 
     ``extract_key``) is reused (``reused`` True). A skipped or empty coords file gives a (0, D)
     features file with status ``skipped``; too many unreadable patches give status ``failed``.
     """
-    t0 = time.perf_counter()
-    slide_path, coords_path, out_path = Path(slide_path), Path(coords_path), Path(out_path)
-    cf = read_coords_h5(coords_path)
-    slide_id = str(cf.attrs["slide_id"])
-    rows = subsample(cf.coords, cfg.max_patches_per_slide, seed=seed, slide_id=slide_id)
-    coords = cf.coords[rows] if cf.status == "ok" else np.zeros((0, 2), np.int64)
-    device = resolve_device(cfg.device, key="features.device")
-    precision = effective_precision(device, cfg.precision, cfg.cpu_bf16)
-    workers = num_workers if num_workers is not None else (
-        cfg.num_workers if cfg.num_workers is not None else auto_workers(device))
-    record = FeatureRecord(slide_id=slide_id, encoder=cfg.encoder, status="ok", device=str(device),
-                           precision=precision, read_strategy=cfg.read_strategy, num_workers=workers)
-    key = extract_key(cfg=cfg, coords=coords, cf=cf, seed=seed, device=device)
-    if _reuse(out_path, key, record):
-        log.info("features %s: %s exists and is complete; skipped", slide_id, out_path)
-        record.seconds = round(time.perf_counter() - t0, 3)
-        return write_feature_status_(out_status, record) if out_status else record.to_dict()
-    _check_coords(cf, slide_path, coords_path)
-    encoder = get_encoder(cfg, seed=seed)
-    if device.type != "cuda" and cfg.precision != precision:
-        log.info("features.precision=%s applies on CUDA; running %s on %s (features.cpu_bf16=%s)", cfg.precision,
-                 precision, device, cfg.cpu_bf16)
-
-    failed = np.zeros(0, bool)
-    resume: ResumeFolder | None = None
-    if cf.status != "ok" or len(coords) == 0:
-        record.status, record.reason = "skipped", cf.reason or "no_patches: the coords file has no patches"
-        feats = np.zeros((0, encoder.embed_dim), np.float32)
-        coords = np.zeros((0, 2), np.int64)
-    else:
-        read_level, read_size = int(cf.attrs["read_level"]), int(cf.attrs["read_size"])
-        with open_slide(slide_path) as slide:
-            ds = float(slide.level_downsamples[read_level])
-        plan = plan_hash(plan_batches(coords, read_size=read_size, downsample=ds, batch_size=cfg.batch_size,
-                                      strategy=cfg.read_strategy, region_px=cfg.region_px))
-        resume = ResumeFolder(out_path, f"{key}-{plan}")
-        with tqdm(total=len(coords), desc=f"features {slide_id}", unit="patch", file=sys.stderr,
-                  mininterval=1.0 if sys.stderr.isatty() else 15.0) as bar:
-            feats, failed, stats = encode_patches(
-                slide_path, coords, read_level=read_level, read_size=read_size, encoder=encoder, device=device,
-                precision=precision, batch_size=cfg.batch_size, strategy=cfg.read_strategy,
-                region_px=cfg.region_px, num_workers=workers, prefetch_factor=cfg.prefetch_factor,
-                retries=cfg.read_retries, compile_model=cfg.compile, resume=resume,
-                checkpoint_s=cfg.checkpoint_s, progress=bar)
-        if not np.isfinite(feats).all():
-            raise RuntimeError(f"features of slide {slide_id} contain NaN/inf (encoder {cfg.encoder}, precision "
-                               f"{precision}); try features.precision: fp32 or bf16.")
-        record.n_failed_reads, record.n_read_retries = stats.n_failed_reads, stats.n_read_retries
-        record.resumed_batches = stats.resumed_batches
-        record.patches_per_s = round(len(coords) / stats.seconds, 2) if stats.seconds > 0 else None
-        if stats.n_failed_reads > cfg.max_failed_fraction * len(coords):
-            record.status = "failed"
-            record.reason = (f"read_errors: {stats.n_failed_reads} of {len(coords)} patches unreadable (more than "
-                             f"features.max_failed_fraction={cfg.max_failed_fraction:g}); the slide file may be corrupt")
-        elif stats.n_failed_reads:
-            log.warning("features %s: %d unreadable patch(es) encoded as white tiles", slide_id, stats.n_failed_reads)
-    record.n_patches, record.embed_dim = len(feats), encoder.embed_dim
-
-    inputs: dict[str, Path | str] = {"slide": slide_path, "coords": coords_path}
-    if cfg.weights:
-        inputs["weights"] = cfg.weights
-    prov = provenance(config=cfg.model_dump(mode="json"), inputs=inputs, extra={
-        "stage": "features_extract", "seed": seed, "input_size": encoder.input_size, "mean": encoder.mean,
-        "std": encoder.std, "interpolation": encoder.interpolation, "device": str(device), "precision": precision,
-        "n_patches_coords": len(cf.coords), "torch_version": torch.__version__})
-    write_features_h5_(out_path, feats, coords, {
-        "encoder": cfg.encoder, "embed_dim": encoder.embed_dim, "patch_size": int(cf.attrs["patch_size"]),
-        "target_mpp": float(cf.attrs["target_mpp"]), "slide_id": slide_id, "status": record.status,
-        "reason": record.reason, "input_size": encoder.input_size, "precision": precision,
-        "n_failed_reads": record.n_failed_reads, "n_read_retries": record.n_read_retries, "extract_key": key,
-        "provenance": json.dumps(prov, sort_keys=True)}, read_failed=failed if len(failed) else None)
-    if resume is not None:
-        resume.clear()
-    seconds = time.perf_counter() - t0
-    record.seconds = round(seconds, 3)
-    log.info("features %s: %s, %d patches x %d dims (%s on %s, %s, %d workers), %d failed reads, %.2f s",
-             slide_id, record.status, len(feats), encoder.embed_dim, cfg.encoder, device, precision, workers,
-             record.n_failed_reads, seconds)
-    return write_feature_status_(out_status, record) if out_status else record.to_dict()
+    job = SlideJob(Path(slide_path), Path(coords_path), Path(out_path), Path(out_status) if out_status else None)
+    prep = prepare_slide(job, cfg=cfg, seed=seed)
+    return encode_prepared(prep, cfg=cfg, seed=seed, num_workers=num_workers)

@@ -4,7 +4,12 @@ Each worker process opens its own OpenSlide handle (lazily, on its first batch).
 (``OpenSlideError``, e.g. a corrupt JPEG tile) re-opens the slide (an OpenSlide handle is unusable
 after an error) and is retried ``retries`` times; a region that still fails is re-read patch by
 patch, and a patch that still fails is filled white and flagged. Workers return uint8 patches at
-the read level; resizing and normalisation happen on the device (:mod:`gliofuse.features.extract`).
+the read level; resizing and normalisation happen on the device (:mod:`gliofuse.features.encode`).
+
+With ``decoder="raw"`` a worker reads each batch from the slide's raw JPEG tiles instead
+(:class:`~gliofuse.wsi.raw_patches.RawPatchReader`, libjpeg-turbo on the CPU); a tile that does not
+decode raises ``CorruptTileError`` (no retries: the caller reads the slide again with OpenSlide).
+``decoder="corners"`` reads nothing and returns the patch corners, for decoding on the GPU.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from gliofuse.errors import SlideReadError
 from gliofuse.features.plan import Batch, ReadUnit
+from gliofuse.wsi.raw_patches import RawPatchReader
 from gliofuse.wsi.reader import open_slide, rgba_to_rgb
 
 log = logging.getLogger(__name__)
@@ -35,8 +41,9 @@ class BatchReader(Dataset):
     """Map-style dataset over planned batches: item ``i`` = batch ``batches[i]``.
 
     ``__getitem__`` returns a dict: ``index`` (int), ``rows`` (B,) int64, ``patches`` (B, S, S, 3) uint8
-    with S = ``read_size`` (px of ``read_level``) or ``resize_to``, ``failed`` (B,) bool (filled white)
-    and ``retries`` (int, reads repeated after an error).
+    with S = ``read_size`` (px of ``read_level``) or ``resize_to``, ``failed`` (B,) bool (filled white),
+    ``retries`` (int, reads repeated after an error) and ``corners`` (B, 2) int64 level-0 corners.
+    ``decoder``: ``openslide``, ``raw`` (JPEG tiles) or ``corners`` (``patches`` empty, (0, 0, 0, 3)).
 
     ``resize_to``: resize the uint8 patches here (antialiased ``resize_mode``), i.e. in the worker —
     used when the encoder runs on the CPU, so resizing is parallel and less data crosses processes.
@@ -44,8 +51,14 @@ class BatchReader(Dataset):
 
     def __init__(self, slide_path: str | os.PathLike[str], batches: Sequence[Batch], *, read_level: int,
                  read_size: int, retries: int = 1, resize_to: int | None = None, resize_mode: str = "bilinear",
-                 read_fn: Callable[[openslide.AbstractSlide, ReadUnit, int], np.ndarray] | None = None) -> None:
+                 read_fn: Callable[[openslide.AbstractSlide, ReadUnit, int], np.ndarray] | None = None,
+                 decoder: str = "openslide") -> None:
+        if decoder not in ("openslide", "raw", "corners"):
+            raise ValueError(f"unknown decoder {decoder!r}; expected 'openslide', 'raw' or 'corners'")
         self.path = Path(slide_path)
+        self.decoder = decoder
+        self._raw: RawPatchReader | None = None
+        self._raw_pid = -1
         self.batches = list(batches)
         self.read_level, self.read_size, self.retries = int(read_level), int(read_size), int(retries)
         self.resize_to, self.resize_mode = resize_to, resize_mode
@@ -71,8 +84,19 @@ class BatchReader(Dataset):
         self._slide = None
 
     def close(self) -> None:
-        """Close this process's slide handle."""
+        """Close this process's slide handles."""
         self._drop_handle()
+        if self._raw is not None and self._raw_pid == os.getpid():
+            self._raw.close()
+        self._raw = None
+
+    def _read_raw(self, corners: np.ndarray) -> torch.Tensor:
+        """Patches at ``corners`` from the raw JPEG tiles → (B, S, S, 3) uint8 (S = resize_to or read_size)."""
+        if self._raw is None or self._raw_pid != os.getpid():
+            self._raw = RawPatchReader(self.path, level=self.read_level, read_size=self.read_size,
+                                       out_size=self.resize_to, mode=self.resize_mode)
+            self._raw_pid = os.getpid()
+        return self._raw.read(corners).permute(0, 2, 3, 1).contiguous()
 
     def _read(self, unit: ReadUnit) -> tuple[np.ndarray | None, int]:
         """Read a unit with up to ``retries`` retries, each on a re-opened handle → (pixels or None, retries used)."""
@@ -88,8 +112,18 @@ class BatchReader(Dataset):
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         batch = self.batches[i]
+        corners = np.concatenate([u.corners for u in batch.units]).astype(np.int64)
+        n = len(corners)
+        item = {"index": batch.index, "rows": torch.from_numpy(batch.rows), "failed": torch.zeros(n, dtype=torch.bool),
+                "retries": 0, "corners": torch.from_numpy(corners)}
+        if self.decoder == "corners":
+            return {**item, "patches": torch.empty((0, 0, 0, 3), dtype=torch.uint8)}
+        if self.decoder == "raw":
+            return {**item, "patches": self._read_raw(corners)}
+        return {**item, **self._read_openslide(batch, n)}
+
+    def _read_openslide(self, batch: Batch, n: int) -> dict[str, Any]:
         s = self.read_size
-        n = sum(len(u.rows) for u in batch.units)
         out = np.empty((n, s, s, 3), np.uint8)
         failed = np.zeros(n, bool)
         retries = 0
@@ -113,8 +147,7 @@ class BatchReader(Dataset):
         patches = torch.from_numpy(out)
         if self.resize_to is not None and self.resize_to != s:
             patches = resize_uint8(patches, self.resize_to, self.resize_mode)
-        return {"index": batch.index, "rows": torch.from_numpy(batch.rows), "patches": patches,
-                "failed": torch.from_numpy(failed), "retries": retries}
+        return {"patches": patches, "failed": torch.from_numpy(failed), "retries": retries}
 
 
 def resize_uint8(patches: torch.Tensor, size: int, mode: str = "bilinear") -> torch.Tensor:

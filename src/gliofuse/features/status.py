@@ -19,7 +19,11 @@ class FeatureRecord:
     ``n_failed_reads`` patches were unreadable and encoded as white tiles; ``n_read_retries`` reads
     were repeated after an error; ``reused``: a complete features file of the same run existed;
     ``resumed_batches``: batches taken from a killed run's progress folder. ``seconds`` is the whole
-    job; ``patches_per_s`` the read + encode throughput (None when nothing was encoded).
+    slide (in a shard job: from its preparation on); ``patches_per_s`` the read + encode throughput
+    (None when nothing was encoded). ``decoder``: the reader that encoded the patches (``raw`` JPEG
+    tiles or ``openslide``; empty when nothing was read); ``decoder_fallback``: why raw tiles were
+    abandoned for OpenSlide (``features.decoder: auto``), else empty. In a shard job, a slide whose
+    extraction raised is recorded ``failed`` with ``reason`` ``error: <type>: <message>`` (no h5).
     """
 
     slide_id: str
@@ -38,6 +42,8 @@ class FeatureRecord:
     precision: str = ""
     read_strategy: str = ""
     num_workers: int = 0
+    decoder: str = ""
+    decoder_fallback: str = ""
     stage: str = "features_extract"
 
     def to_dict(self) -> dict[str, Any]:

@@ -12,8 +12,9 @@ import torch
 
 from gliofuse.config import FeaturesConfig
 from gliofuse.errors import ConfigError, InputDataError
+from gliofuse.features.encode import DevicePreprocess
 from gliofuse.features.encoders import Encoder, create_encoder
-from gliofuse.features.extract import DevicePreprocess, extract_slide_, subsample
+from gliofuse.features.extract import extract_slide_, subsample
 from gliofuse.features.loader import BatchReader
 from gliofuse.features.plan import plan_batches
 from gliofuse.features.store import read_features_h5_
@@ -21,7 +22,7 @@ from gliofuse.wsi import read_coords_h5
 
 STATUS_KEYS = {"slide_id", "encoder", "status", "reason", "n_patches", "embed_dim", "n_failed_reads", "n_read_retries",
                "reused", "resumed_batches", "seconds", "patches_per_s", "device", "precision", "read_strategy",
-               "num_workers", "stage"}
+               "num_workers", "decoder", "decoder_fallback", "stage"}
 
 
 def _extract(slide: Path, coords: Path, out: Path, seed: int = 1, **cfg: object) -> dict:

@@ -85,7 +85,10 @@ def test_corrupt_tile_filled_and_counted(corrupt_cmu: dict, intact_features: np.
     ok = np.setdiff1d(np.arange(len(ff.features)), hit)
     np.testing.assert_allclose(ff.features[ok], intact_features[ok], rtol=1e-4, atol=1e-5)  # other patches intact
     assert not np.allclose(ff.features[hit], intact_features[hit], atol=1e-3)
-    assert json.loads(out.with_suffix(".json").read_text())["n_failed_reads"] == len(hit)
+    status = json.loads(out.with_suffix(".json").read_text())
+    assert status["n_failed_reads"] == len(hit)
+    # features.decoder auto: the raw JPEG tiles hit the broken tile first; the slide is re-read with OpenSlide
+    assert status["decoder"] == "openslide" and "CorruptTileError" in status["decoder_fallback"]
 
 
 def test_too_many_failures_mark_slide_failed(corrupt_cmu: dict, tmp_path: Path) -> None:
@@ -110,7 +113,7 @@ def test_flaky_read_is_retried(cmu_coords: tuple[Path, Path], intact_features: n
         return real(s, unit, level)
 
     monkeypatch.setattr(loader_mod, "read_unit", flaky)
-    res = _extract(slide, coords, tmp_path / "f.h5", batch_size=16, num_workers=0)
+    res = _extract(slide, coords, tmp_path / "f.h5", batch_size=16, num_workers=0, decoder="openslide")
     assert res["status"] == "ok" and res["n_failed_reads"] == 0 and res["n_read_retries"] == 1
     np.testing.assert_allclose(read_features_h5_(tmp_path / "f.h5").features, intact_features, rtol=1e-4, atol=1e-5)
 
