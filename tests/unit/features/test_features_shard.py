@@ -196,7 +196,7 @@ def test_cli_consumers_read_shard_tables(tmp_path: Path) -> None:
                              status_json=str(tmp_path / f"{i}.json")))
     write_shard_table_(tmp_path / "shard_0000.tsv", rows)
     parser = build_parser()
-    splits = parser.parse_args(["data", "splits", "--config", "c", "--labels", "l", "--omics", "o", "--slide-status", "s", "--out-cohort",
+    splits = parser.parse_args(["data", "splits", "--config", "c", "--labels", "l", "--omics", "o", "--slides", "sh", "--slide-status", "s", "--out-cohort",
                                 "c", "--out-folds", "f", "--feature-shards", str(tmp_path / "shard_0000.tsv")])
     assert _feature_status_paths(splits) == [tmp_path / "0.json", tmp_path / "1.json"]
     fold = parser.parse_args(["train", "fold", "--config", "c", "--model", "snn", "--task", "survival", "--split", "s", "--labels", "l",
