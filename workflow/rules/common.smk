@@ -9,7 +9,7 @@ from snakemake.utils import validate
 
 from gliofuse.cohorts.sheet import SAFE_ID_PATTERN, read_slide_sheet_, tcga_slide_sheet
 from gliofuse.config import SECTIONS, parse_config, resolve_reference_model, section_snapshot
-from gliofuse.demo.site_plan import GROUND_TRUTH_TSV, SITE_FILES, plan_external_site, with_demo_site
+from gliofuse.demo.site_plan import GROUND_TRUTH_TSV, SITE_FILES, SLIDES_CSV, plan_external_site, with_demo_site
 from gliofuse.errors import ConfigError, InputDataError
 from gliofuse.labels.clinical_sheet import read_clinical_table_
 from gliofuse.reproduce.jobs import ValidationJob, job_prediction_paths, job_table_inputs, validation_jobs
@@ -96,7 +96,8 @@ SHEET_SLIDE_PATHS = dict(zip(USER_SHEET["slide_id"], USER_SHEET["slide_path"])) 
 
 DEMO_SITE_SLIDE_PATHS = ({p.slide_id: str(Path(DEMO_SITE_DIR, p.slide_relpath)) for p in
                           plan_external_site(seed=CFG.seed, cfg=CFG.demo).patients} if DEMO_SITE else {})
-DEMO_SITE_TABLES = [str(Path(DEMO_SITE_DIR, f)) for f in SITE_FILES]  # sheet, clinical, TPM, cohort.yaml, truth
+DEMO_SITE_SHEET = str(Path(DEMO_SITE_DIR, SLIDES_CSV))
+DEMO_SITE_TABLES = [str(Path(DEMO_SITE_DIR, f)) for f in SITE_FILES if f != SLIDES_CSV]  # clinical, TPM, yaml, truth
 DEMO_SITE_TRUTH = str(Path(DEMO_SITE_DIR, GROUND_TRUTH_TSV))
 
 
@@ -224,6 +225,11 @@ def get_config_snapshot(wildcards) -> dict:
 def get_demo_root(wildcards, output) -> str:
     """Data root written by demo_generate: the folder two levels above metadata/cases.json."""
     return str(Path(output.cases).parent.parent)
+
+
+def get_demo_site_dir(wildcards, output) -> str:
+    """Site folder written by demo_external: the folder of its slide sheet (slides.csv)."""
+    return str(Path(output.sheet).parent)
 
 
 def get_ground_truth(wildcards=None) -> list[str]:

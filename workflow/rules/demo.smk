@@ -38,9 +38,10 @@ if DEMO_SITE:
             cfg=cfg_path("demo"),
         output:
             slides=list(DEMO_SITE_SLIDE_PATHS.values()),
+            sheet=DEMO_SITE_SHEET,
             tables=DEMO_SITE_TABLES,
         params:
-            out=DEMO_SITE_DIR,
+            out=get_demo_site_dir,
         log:
             "results/logs/demo_external/demo.log",
         benchmark:
