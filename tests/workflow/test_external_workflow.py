@@ -4,6 +4,7 @@ shared with the development cohort, or a bad external sheet, stops the workflow 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -75,6 +76,8 @@ def test_the_default_demo_plans_its_external_site_and_changes_no_development_job
     assert "--matrix results/demo_external/expression_tpm.tsv" in dry and "--unit tpm --gene-id symbol" in dry
     assert "--truth results/demo_external/truth/ground_truth.tsv" in dry  # C-index vs the site's true risk
     assert "results/external/SITEB/features/" in dry and "--external results/external/SITEB/summary.md" in dry
+    # a DICOM slide is the level_0.dcm of its folder: patched under its slide id, not the file name
+    assert re.search(r"--slide results/demo_external/slides/(SITEB-\d+-HE1)/level_0\.dcm --slide-id \1 ", dry), dry[-2000:]
 
 
 def test_an_external_slide_id_of_the_development_cohort_is_refused(tmp_path, shared_data):
