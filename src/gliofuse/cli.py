@@ -411,7 +411,8 @@ def cmd_external_evaluate(args: argparse.Namespace) -> None:
                        bundle_paths=[Path(p) for p in args.bundles], labels_path=Path(args.labels),
                        development_predictions=[Path(p) for p in args.development_predictions or []],
                        n_bootstrap=ev.n_bootstrap, seed=cfg.seed, time_quantiles=ev.time_quantiles,
-                       n_times=ev.n_times, out_dir=Path(args.out_dir))
+                       n_times=ev.n_times, out_dir=Path(args.out_dir),
+                       truth_path=_one_or_none(args.truth, "--truth"))
 
 
 def cmd_external_report(args: argparse.Namespace) -> None:
@@ -753,6 +754,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--labels", required=True, help="the cohort's label table")
     p.add_argument("--development-predictions", nargs="*", default=None,
                    help="development fold predictions.tsv of the survival models (risk cut-offs)")
+    p.add_argument("--truth", nargs="*", default=None,
+                   help="ground-truth table with true_risk (the demo site's truth/ground_truth.tsv): adds the metric "
+                   "c_index_true_risk of each survival model; none for a real cohort")
     p.add_argument("--out-dir", required=True)
     p = _add(g, "report", cmd_external_report, "KM and calibration figures and the Markdown section of a cohort",
              config=False)

@@ -57,6 +57,9 @@ class ExternalSiteConfig(_Section):
     """The demo's external site (``gliofuse demo external``): patients of the same generative model from another
     hospital, with domain shift (stain, scanner, slide formats, expression as a TPM matrix, own clinical columns)."""
 
+    enabled: bool = Field(True, description="cohort: demo: the workflow generates the site (rule demo_external, "
+                          "under results/demo_external) and validates the models on it as the external cohort "
+                          "<name>, with the generator's paths and column mapping; false: no external site.")
     name: str = Field("SITEB", pattern=r"^[A-Z][A-Z0-9]{1,15}$", description="Site name: patient ids are "
                       "<name>-0001, ...; the cohort name of the written cohort.yaml.")
     n_patients: int = Field(12, ge=4, le=500, description="Patients of the external site (one slide each).")

@@ -26,8 +26,9 @@ SNAKEMAKE = str(Path(sys.executable).parent / "snakemake")
 SMALL = {
     "cohort": "demo",
     "seed": 7,
+    # the demo's external site (demo.external, on by default): planned by test_external_workflow's dry run
     "demo": {"n_patients": 12, "frac_two_slides": 0.2, "slide_width_um": 700.0, "slide_height_um": 500.0,
-             "n_genes": 200},
+             "n_genes": 200, "external": {"enabled": False}},
     "wsi": {"patch_px": 128},
     "features": {"encoder": "test_resnet", "batch_size": 16},
     "data": {"n_folds": 2, "val_fraction": 0.2},

@@ -4,6 +4,7 @@ shared with the development cohort, or a bad external sheet, stops the workflow 
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from tests.conftest import REPO
 from tests.workflow.conftest import SMALL, copy_run, job_counts, snakemake, write_config
 
 CLINICAL = "PatID,OS_months,Vital,IDH,Codel,Grade\nB1,12,dead,wildtype,,G4\nB2,40,alive,mutant,codeleted,G2\n"
@@ -53,6 +55,29 @@ def test_an_external_cohort_adds_its_jobs_and_changes_no_development_job(tmp_pat
     assert "--reference results/omics/expression.h5" in dry and "--gene-id symbol" in dry
     assert "gliofuse external predict" in dry and "--slides " + str(tmp_path / "siteB" / "slides.csv") in dry
     assert "--external results/external/siteB/summary.md" in dry  # the section of results/summary.md
+
+
+def test_the_default_demo_plans_its_external_site_and_changes_no_development_job(tmp_path):
+    """config.yaml (make demo): the generated site is the external cohort SITEB, its paths from the generator."""
+    default = yaml.safe_load((REPO / "config.yaml").read_text())
+    write_config(tmp_path / "off", {**default, "demo": {**default.get("demo", {}), "external": {"enabled": False}}})
+    without = job_counts(snakemake(tmp_path / "off", "-n").stdout)
+    write_config(tmp_path / "on", default)
+    dry = snakemake(tmp_path / "on", "-n", "-p").stdout
+    counts = job_counts(dry)
+    assert counts["demo_external"] == 1 and "demo_external" not in without
+    assert counts["external_wsi_patch"] == 12 and counts["external_features_extract"] == 12, counts
+    for rule in ("external_labels", "external_omics", "external_predict", "external_evaluate", "external_report"):
+        assert counts[rule] == 1, (rule, counts)
+    assert {r: n for r, n in counts.items() if not r.startswith(("external_", "demo_external", "config_snapshot"))} \
+        == {r: n for r, n in without.items() if r != "config_snapshot"}
+    assert "gliofuse demo external --config results/config/demo.yaml --out results/demo_external" in dry
+    assert "--clinical results/demo_external/clinical.csv" in dry  # labels read the generated table
+    assert "--matrix results/demo_external/expression_tpm.tsv" in dry and "--unit tpm --gene-id symbol" in dry
+    assert "--truth results/demo_external/truth/ground_truth.tsv" in dry  # C-index vs the site's true risk
+    assert "results/external/SITEB/features/" in dry and "--external results/external/SITEB/summary.md" in dry
+    # a DICOM slide is the level_0.dcm of its folder: patched under its slide id, not the file name
+    assert re.search(r"--slide results/demo_external/slides/(SITEB-\d+-HE1)/level_0\.dcm --slide-id \1 ", dry), dry[-2000:]
 
 
 def test_an_external_slide_id_of_the_development_cohort_is_refused(tmp_path, shared_data):

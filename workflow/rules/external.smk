@@ -101,6 +101,7 @@ rule external_evaluate:
         bundles=BUNDLES,  # class maps of the tasks
         labels=EXT_LABELS,
         development=get_survival_fold_predictions,  # the risk cut-offs come from the development cohort only
+        truth=get_external_truth,  # the demo site's true_risk (C-index vs true risk); none for a real cohort
     output:
         metrics=report(
             f"{EXT_EVALUATION}/metrics.tsv",
@@ -120,7 +121,7 @@ rule external_evaluate:
     shell:
         "gliofuse external evaluate --config {input.cfg} --cohort {wildcards.ext} --predictions {input.predictions}"
         " --bundles {input.bundles} --labels {input.labels} --development-predictions {input.development}"
-        " --out-dir {params.out_dir} > {log} 2>&1"
+        " --truth {input.truth} --out-dir {params.out_dir} > {log} 2>&1"
 
 
 rule external_report:

@@ -27,6 +27,8 @@ rule wsi_patch:
     conda:
         "../../envs/data.yaml"
     shell:
-        "gliofuse wsi patch --config {input.cfg} --slide {input.slide} --out-coords {output.coords}"
+        # --slide-id: a sheet's file name need not be the slide id (a DICOM WSI's level_0.dcm)
+        "gliofuse wsi patch --config {input.cfg} --slide {input.slide} --slide-id {wildcards.slide}"
+        " --out-coords {output.coords}"
         " --out-qc {output.qc} --out-status {output.status} --out-geojson {output.geojson}"
         " --out-thumbnail {output.thumbnail} --out-contours {output.contours} > {log} 2>&1"

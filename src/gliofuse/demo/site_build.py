@@ -32,9 +32,12 @@ from gliofuse.demo.clinical_tables import ground_truth_text
 from gliofuse.demo.expression import gene_model, log_expression, sample_read_counts, tpm_of_counts
 from gliofuse.demo.resources import asset_paths, load_gene_symbols, load_textures
 from gliofuse.demo.site_plan import (
+    CLINICAL_COLUMNS,
     CLINICAL_CSV,
+    CLINICAL_TIME_UNIT,
     COHORT_YAML,
     DICOM,
+    EXPRESSION_GENE_COLUMN,
     EXPRESSION_TSV,
     GROUND_TRUTH_TSV,
     SLIDES_CSV,
@@ -55,15 +58,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CLINICAL_COLUMNS: dict[str, str] = {
-    "patient_id": "PatID", "survival_time": "OS_months", "event": "Status", "idh": "IDH_status",
-    "codel": "1p19q", "cdkn2a": "CDKN2A_homdel", "histologic_grade": "Grade_histo", "tert": "TERT_promoter",
-    "gain7_loss10": "Chr7gain_Chr10loss", "age_years": "Age", "sex": "Sex",
-}
-"""gliofuse clinical field (``sheet.columns``, docs/data-contracts.md §0) -> the site's column name."""
-CLINICAL_TIME_UNIT = "months"
 _ROMAN = {2: "II", 3: "III", 4: "IV"}
-EXPRESSION_GENE_COLUMN = "gene_symbol"
 
 
 MIN_LEVEL_PX = 256

@@ -3,7 +3,8 @@
 Numpy + stdlib only, no pixel work (like :mod:`gliofuse.demo.plan`). Same biology and survival model
 (:mod:`gliofuse.demo.latent`), so a model trained on the development demo should transfer; different patients
 (site seed = ``seed + external.seed_offset``), non-TCGA ids (``SITEB-0001``), one slide per patient written as
-DICOM WSI or generic tiled TIFF at the site scanner's resolutions (``external.mpp``).
+DICOM WSI or generic tiled TIFF at the site scanner's resolutions (``external.mpp``). ``with_demo_site`` declares
+the site as an external cohort of the workflow (paths and column mapping from here, the one owner).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from gliofuse.demo.latent import Biology, sample_biology, sample_survival
 from gliofuse.demo.plan import rng_for
 
 if TYPE_CHECKING:
-    from gliofuse.config import DemoConfig
+    from gliofuse.config import CohortSheetConfig, DemoConfig, GliofuseConfig
 
 DICOM, TIFF = "dicom", "tiff"
 """Slide formats of the site (OpenSlide vendors ``dicom`` and ``generic-tiff``)."""
@@ -30,6 +31,17 @@ COHORT_YAML = "cohort.yaml"
 GROUND_TRUTH_TSV = "truth/ground_truth.tsv"
 SITE_FILES: tuple[str, ...] = (SLIDES_CSV, CLINICAL_CSV, EXPRESSION_TSV, COHORT_YAML, GROUND_TRUTH_TSV)
 """Files written once per site, relative to its folder."""
+
+CLINICAL_COLUMNS: dict[str, str] = {
+    "patient_id": "PatID", "survival_time": "OS_months", "event": "Status", "idh": "IDH_status",
+    "codel": "1p19q", "cdkn2a": "CDKN2A_homdel", "histologic_grade": "Grade_histo", "tert": "TERT_promoter",
+    "gain7_loss10": "Chr7gain_Chr10loss", "age_years": "Age", "sex": "Sex",
+}
+"""gliofuse clinical field (``sheet.columns``, docs/data-contracts.md §0) -> the site's column name."""
+CLINICAL_TIME_UNIT = "months"
+EXPRESSION_GENE_COLUMN = "gene_symbol"
+EXPRESSION_UNIT, EXPRESSION_GENE_ID = "tpm", "symbol"
+"""``expression_tpm.tsv``: TPM with gene symbols in rows (``gliofuse omics import --unit tpm --gene-id symbol``)."""
 
 
 @dataclass(frozen=True)
@@ -104,3 +116,34 @@ def plan_external_site(*, seed: int, cfg: DemoConfig) -> SitePlan:
                                     slide_format=DICOM if i in dicom else TIFF, mpp=float(mpp_of[i]),
                                     time_days=time_days, event=event))
     return SitePlan(name=ext.name, seed=s, patients=tuple(patients))
+
+
+def site_cohort_sheet(site_dir: str | Path, cfg: DemoConfig) -> CohortSheetConfig:
+    """The ``external`` entry of the site that ``generate_external_site_`` writes to ``site_dir``: its slide
+    sheet, clinical table (columns :data:`CLINICAL_COLUMNS`, unit :data:`CLINICAL_TIME_UNIT`) and TPM matrix."""
+    from gliofuse.config import ClinicalColumns, CohortSheetConfig, ExpressionMatrixConfig
+
+    root = Path(site_dir)
+    return CohortSheetConfig(
+        slides=str(root / SLIDES_CSV), clinical=str(root / CLINICAL_CSV), name=cfg.external.name,
+        time_unit=CLINICAL_TIME_UNIT, columns=ClinicalColumns(**CLINICAL_COLUMNS),
+        expression=ExpressionMatrixConfig(path=str(root / EXPRESSION_TSV), unit=EXPRESSION_UNIT,
+                                          gene_id=EXPRESSION_GENE_ID))
+
+
+def with_demo_site(config: GliofuseConfig, site_dir: str | Path) -> GliofuseConfig:
+    """``config`` with the demo's external site added to section ``external`` (named ``demo.external.name``)
+    when ``cohort: demo`` and ``demo.external.enabled``; otherwise ``config`` unchanged.
+
+    Raises ``ConfigError`` if section ``external`` already has a cohort of that name.
+    """
+    from gliofuse.errors import ConfigError
+
+    ext = config.demo.external
+    if config.cohort.value != "demo" or not ext.enabled:
+        return config
+    if ext.name in config.external:
+        raise ConfigError(f"external.{ext.name}: the demo's external site has this name (demo.external.name) and "
+                          "is added by the workflow; rename your cohort, set demo.external.name, or set "
+                          "demo.external.enabled: false.")
+    return config.model_copy(update={"external": {**config.external, ext.name: site_cohort_sheet(site_dir, config.demo)}})

@@ -10,6 +10,9 @@ survival risk groups, the development fold predictions; writes under ``out_dir``
   bundle gives a development patient). External risks are the same fold models' mean, so on the same scale;
 * ``km.tsv``: Kaplan-Meier curves of the external patients split at that cut-off (high = risk above it);
 * ``calibration.tsv``: mean predicted vs observed (KM) survival at 1, 2 and 5 years per risk group.
+
+Given a simulated cohort's ground truth (the demo site's ``truth/ground_truth.tsv``), each survival model also gets
+the metric ``c_index_true_risk`` (:mod:`gliofuse.evaluation.truth`): the concordance of its risk with the true risk.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from gliofuse.evaluation.calibration import (
 from gliofuse.evaluation.evaluate import CLASSIFICATION_METRICS, SURVIVAL_METRICS, survival_metrics
 from gliofuse.evaluation.metrics import classification_metrics, logrank_p
 from gliofuse.evaluation.survival import time_grid
+from gliofuse.evaluation.truth import TRUE_RISK_COLUMN, read_true_risk_, true_risk_concordance
 from gliofuse.io import provenance, read_table_, write_table_
 from gliofuse.tasks import TaskSpec, class_indices, get_task
 
@@ -128,6 +132,26 @@ def _survival_block(cohort: str, model: str, task: str, df: pd.DataFrame, curves
             calibration_table(model, task, groups, t, ev, at_horizons))
 
 
+def _true_risk_row(cohort: str, model: str, task: str, df: pd.DataFrame, true_risk: pd.Series, *,
+                   n_bootstrap: int, seed: int) -> tuple:
+    """The ``c_index_true_risk`` metric row of a survival model: its risk vs ``true_risk`` over the patients that
+    have one (others left out, with a warning), percentile bootstrap CI over patients."""
+    known = df.index.isin(true_risk.index)
+    if not known.all():
+        logger.warning("%s/%s on %s: %d patient(s) have no true risk; the true-risk C-index leaves them out",
+                       model, task, cohort, int((~known).sum()))
+    r = df["risk"].to_numpy(np.float64)[known]
+    tr = true_risk.loc[df.index[known]].to_numpy(np.float64)
+
+    def stat(rr: np.ndarray, tt: np.ndarray) -> dict[str, float]:
+        return {TRUE_RISK_COLUMN: true_risk_concordance(rr, tt)}
+
+    value = stat(r, tr)[TRUE_RISK_COLUMN] if len(r) else float("nan")
+    low, high = (bootstrap_cis(stat, [r, tr], n_bootstrap=n_bootstrap, seed=seed).get(TRUE_RISK_COLUMN)
+                 if len(r) else None) or (float("nan"), float("nan"))
+    return (cohort, model, task, TRUE_RISK_COLUMN, value, low, high, int(known.sum()))
+
+
 def _classification_block(cohort: str, model: str, task: str, df: pd.DataFrame, spec: TaskSpec, *,
                           n_bootstrap: int, seed: int) -> list[tuple]:
     y = df["y_true"].to_numpy(np.int64)
@@ -140,14 +164,17 @@ def _classification_block(cohort: str, model: str, task: str, df: pd.DataFrame, 
 
 def evaluate_external_(*, cohort: str, prediction_paths: Sequence[Path], bundle_paths: Sequence[Path],
                        labels_path: Path, development_predictions: Sequence[Path], n_bootstrap: int, seed: int,
-                       out_dir: Path, time_quantiles: tuple[float, float] = (0.05, 0.8), n_times: int = 15) -> None:
+                       out_dir: Path, time_quantiles: tuple[float, float] = (0.05, 0.8), n_times: int = 15,
+                       truth_path: Path | None = None) -> None:
     """Score every model × task on the external cohort; write the tables of the module docstring to ``out_dir``.
 
     ``prediction_paths``: the cohort's ``predictions.tsv`` (``survival.tsv`` beside it is read for survival);
     ``bundle_paths``: each model × task's ``bundle.json`` (task class map); ``development_predictions``: the
     development fold ``predictions.tsv`` of the survival models (the cut-offs). Patients without the task's
-    outcome are left out of that task (``n_patients`` counts the rest).
+    outcome are left out of that task (``n_patients`` counts the rest). ``truth_path``: a ground-truth table with
+    ``true_risk`` (simulated cohorts only); given, survival models also get the metric ``c_index_true_risk``.
     """
+    true_risk = read_true_risk_(Path(truth_path)) if truth_path is not None else None
     specs: dict[tuple[str, str], TaskSpec] = {}
     for p in bundle_paths:
         model, spec = bundle_task(Path(p))
@@ -177,6 +204,9 @@ def evaluate_external_(*, cohort: str, prediction_paths: Sequence[Path], bundle_
                                             n_bootstrap=n_bootstrap, seed=seed, time_quantiles=time_quantiles,
                                             n_times=n_times)
             records += rows
+            if true_risk is not None:
+                records.append(_true_risk_row(cohort, model, task, df, true_risk, n_bootstrap=n_bootstrap,
+                                              seed=seed))
             kms.append(km)
             cals.append(cal)
         else:
@@ -185,7 +215,8 @@ def evaluate_external_(*, cohort: str, prediction_paths: Sequence[Path], bundle_
     out_dir = Path(out_dir)
     prov = provenance(config={"n_bootstrap": n_bootstrap, "seed": seed, "time_quantiles": list(time_quantiles),
                               "n_times": n_times, "horizons_years": list(CALIBRATION_HORIZONS_YEARS)},
-                      inputs={str(p): p for p in [*prediction_paths, labels_path, *development_predictions]},
+                      inputs={str(p): p for p in [*prediction_paths, labels_path, *development_predictions,
+                                                  *([truth_path] if truth_path is not None else [])]},
                       extra={"cohort": cohort, "cutoff": "median development ensemble risk"})
     write_table_(out_dir / "metrics.tsv", pd.DataFrame(records, columns=list(EXTERNAL_METRICS_COLUMNS)), prov=prov)
     write_table_(out_dir / "cutoffs.tsv", cutoffs, prov=prov)

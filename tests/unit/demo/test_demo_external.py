@@ -232,3 +232,42 @@ def test_site_passes_the_cohort_sheet_readers(site: tuple[SitePlan, Path]) -> No
         assert labels.loc[p.patient_id, "who2021_class"] == who[p.true_diagnosis], p.patient_id
         assert labels.loc[p.patient_id, "who2021_grade"] == p.true_grade, p.patient_id
         assert abs(labels.loc[p.patient_id, "time_days"] - p.time_days) < 0.5
+
+
+def test_the_workflow_declares_the_generated_site_as_an_external_cohort(site: tuple[SitePlan, Path],
+                                                                        cfg: DemoConfig) -> None:
+    """``with_demo_site``: cohort: demo adds the cohort demo.external.name whose paths and column mapping read the
+    files the generator wrote (no hand-written copy to drift), and the external stage snapshot keeps it."""
+    from gliofuse.cohorts.sheet import read_slide_sheet_
+    from gliofuse.config import parse_config, section_snapshot
+    from gliofuse.labels.clinical_sheet import read_clinical_table_
+
+    plan, root = site
+    config = site_plan.with_demo_site(parse_config({"cohort": "demo", "seed": SEED, "demo": cfg.model_dump()}), root)
+    entry = config.external["SITEB"]
+    slides = read_slide_sheet_(entry.slides)
+    assert ({s: Path(p).resolve() for s, p in zip(slides["slide_id"], slides["slide_path"], strict=True)}
+            == {p.slide_id: (root / p.slide_relpath).resolve() for p in plan.patients})
+    labels = read_clinical_table_(entry.clinical, sheet=entry, strict=False).set_index("patient_id")
+    for p in plan.patients:
+        assert abs(labels.loc[p.patient_id, "time_days"] - p.time_days) < 0.5 and entry.name == "SITEB"
+        assert labels.loc[p.patient_id, "event"] == p.event, p.patient_id
+    header = pd.read_csv(entry.expression.path, sep="\t", nrows=0).columns
+    assert header[0] == EXPRESSION_GENE_COLUMN and sorted(header[1:]) == sorted(p.patient_id for p in plan.patients)
+    assert (entry.expression.unit, entry.expression.gene_id) == ("tpm", "symbol")
+    snapshot = parse_config(section_snapshot(config.model_dump(mode="json"), "external"))
+    assert snapshot.external == config.external
+
+
+def test_the_site_is_declared_only_for_the_enabled_demo_and_never_over_a_user_cohort(tmp_path: Path) -> None:
+    from gliofuse.config import parse_config
+    from gliofuse.errors import ConfigError
+
+    assert site_plan.with_demo_site(parse_config({}), tmp_path).external.keys() == {"SITEB"}  # cohort: demo default
+    renamed = parse_config({"demo": {"external": {"name": "HOSPX"}}})
+    assert site_plan.with_demo_site(renamed, tmp_path).external["HOSPX"].slides == str(tmp_path / "slides.csv")
+    for off in ({"demo": {"external": {"enabled": False}}}, {"cohort": "tcga"}):
+        assert site_plan.with_demo_site(parse_config(off), tmp_path).external == {}
+    user = parse_config({"external": {"SITEB": {"slides": "s.csv", "clinical": "c.csv"}}})
+    with pytest.raises(ConfigError, match=r"external\.SITEB.*demo\.external\.enabled: false"):
+        site_plan.with_demo_site(user, tmp_path)

@@ -93,6 +93,28 @@ def test_no_development_predictions_means_no_cutoff_and_a_clear_error(tmp_path: 
                            development_predictions=[], n_bootstrap=0, seed=0, out_dir=tmp_path / "out")
 
 
+def test_a_ground_truth_adds_the_true_risk_c_index_of_each_survival_model(tmp_path: Path) -> None:
+    """The demo site's truth/ground_truth.tsv: risk vs true risk, over the patients with a true risk only."""
+    pred, labels, bundle = _external(tmp_path, 0)
+    pids = [f"X{i:02d}" for i in range(40)]  # predicted risk rises with the index
+    true = np.linspace(0.0, 6.0, 40)
+    true[[0, 1]] = true[[1, 0]]  # one discordant pair out of the 38*37/2 pairs with a true risk
+    truth = tmp_path / "truth.tsv"  # X38 and X39 have no true risk: left out
+    pd.DataFrame({"patient_id": pids[:-2], "true_risk": true[:-2]}).to_csv(truth, sep="\t", index=False)
+    evaluate_external_(cohort="SITEB", prediction_paths=[pred], bundle_paths=[bundle], labels_path=labels,
+                       development_predictions=_development(tmp_path), n_bootstrap=50, seed=3,
+                       out_dir=tmp_path / "out", truth_path=truth)
+    metrics = pd.read_csv(tmp_path / "out" / "metrics.tsv", sep="\t").set_index("metric")
+    row = metrics.loc["c_index_true_risk"]
+    assert row["value"] == pytest.approx(1 - 1 / (38 * 37 / 2)) and row["n_patients"] == 38
+    assert row["ci_low"] <= row["value"] <= row["ci_high"] and row["cohort"] == "SITEB"
+    # without a ground truth (a real cohort) there is no such row
+    evaluate_external_(cohort="SITEB", prediction_paths=[pred], bundle_paths=[bundle], labels_path=labels,
+                       development_predictions=_development(tmp_path), n_bootstrap=0, seed=3,
+                       out_dir=tmp_path / "real")
+    assert "c_index_true_risk" not in set(pd.read_csv(tmp_path / "real" / "metrics.tsv", sep="\t")["metric"])
+
+
 def test_kaplan_meier_matches_lifelines_and_its_ci_brackets_the_estimate() -> None:
     from lifelines import KaplanMeierFitter
 
