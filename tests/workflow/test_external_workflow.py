@@ -45,7 +45,7 @@ def test_an_external_cohort_adds_its_jobs_and_changes_no_development_job(tmp_pat
     write_config(run, {**SMALL, "external": {"siteB": _external_site(tmp_path, shared_data)}})
     dry = snakemake(run, "-n", "-p").stdout
     counts = job_counts(dry)
-    assert counts["external_wsi_patch"] == 2 and counts["external_features_extract"] == 2, counts
+    assert counts["external_wsi_patch"] == 2 and counts["external_features_extract"] == 1, counts  # 2 slides: one shard
     for rule in ("external_labels", "external_omics", "external_predict", "external_evaluate", "external_report"):
         assert counts[rule] == 1, (rule, counts)
     # the development jobs are the same jobs with or without the external cohort
@@ -66,7 +66,7 @@ def test_the_default_demo_plans_its_external_site_and_changes_no_development_job
     dry = snakemake(tmp_path / "on", "-n", "-p").stdout
     counts = job_counts(dry)
     assert counts["demo_external"] == 1 and "demo_external" not in without
-    assert counts["external_wsi_patch"] == 12 and counts["external_features_extract"] == 12, counts
+    assert counts["external_wsi_patch"] == 12 and counts["external_features_extract"] == 1, counts  # one shard of 16
     for rule in ("external_labels", "external_omics", "external_predict", "external_evaluate", "external_report"):
         assert counts[rule] == 1, (rule, counts)
     assert {r: n for r, n in counts.items() if not r.startswith(("external_", "demo_external", "config_snapshot"))} \
