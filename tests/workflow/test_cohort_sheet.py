@@ -43,7 +43,8 @@ def test_an_own_cohort_sheet_plans_the_whole_pipeline(tmp_path, shared_data):
     dry = snakemake(run, "-n", timeout=300).stdout
     counts = job_counts(dry)
     assert counts["cohort_sheet"] == 1 and counts["labels_build"] == 1 and counts["data_splits"] == 1
-    assert counts["wsi_patch"] == 2 and counts["features_extract"] == 2 and counts["train_fold"] == 4
+    # 2 slides: one features shard; training.folds_per_job is the default (one): a job per task x fold
+    assert counts["wsi_patch"] == 2 and counts["features_extract"] == 1 and counts["train_fold"] == 4
     assert counts["report_markdown"] == 1 and "demo_generate" not in counts and "gdc_query" not in counts
     assert "../cohort/slides/hospA_001.svs" in dry  # the slide file comes from the sheet
     # the first stages for real: the workflow's sheet copy and the label table from the own clinical table

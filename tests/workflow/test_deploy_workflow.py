@@ -12,7 +12,7 @@ def test_all_exports_every_bundle_in_one_job(tmp_path: Path) -> None:
     cfg = {**SMALL, "training": {**SMALL["training"], "models": ["abmil_snn_concat", "snn"]}}
     write_config(tmp_path, cfg)
     counts = job_counts(snakemake(tmp_path, "-n").stdout)
-    assert counts.get("bundle_export") == 1 and counts.get("train_fold") == 2 * 2 * 2, counts
+    assert counts.get("bundle_export") == 1 and counts.get("train_folds") == 2 * 2, counts  # models x tasks
 
 
 def test_predict_target_runs_the_bundles_its_inputs_serve(tmp_path: Path) -> None:
