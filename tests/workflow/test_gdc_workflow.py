@@ -152,7 +152,7 @@ def test_gdc_download_workflow_matches_the_demo_run(demo_run, tmp_path):
         assert not {"gdc_download_slide", "gdc_download_rnaseq"} & set(counts), counts
 
     # the token is in no file (outputs, training/evaluation outputs, logs, .snakemake metadata) and no console output
-    assert (b / "results/logs/train_fold").is_dir() and (b / "results/logs/evaluate_model").is_dir()
+    assert (b / "results/logs/train_folds").is_dir() and (b / "results/logs/evaluate_model").is_dir()
     for run in runs:
         assert SECRET not in run.stdout + run.stderr
     written = [p for p in b.rglob("*") if p.is_file()]
