@@ -351,13 +351,17 @@ def get_all_feature_shards(wildcards=None) -> list[str]:
     return [FEATURE_SHARD.format(shard=f"{k:04d}") for k in range(len(_feature_shards()))]
 
 
-def _shard_slides(wildcards) -> list[str]:
-    shards = _feature_shards()
-    k = int(wildcards.shard)
+def _pick_shard(shards: list[list[str]], shard: str, what: str) -> list[str]:
+    """Slide ids of features shard ``shard`` of ``shards``; WorkflowError naming ``what`` when it does not exist."""
+    k = int(shard)
     if k >= len(shards):
-        raise WorkflowError(f"features shard {wildcards.shard} does not exist: {describe_slides()} make {len(shards)} "
-                            f"shards of features.shard_size={CFG.features.shard_size}.")
+        raise WorkflowError(f"features shard {shard} does not exist: {what} make {len(shards)} shards of "
+                            f"features.shard_size={CFG.features.shard_size}.")
     return shards[k]
+
+
+def _shard_slides(wildcards) -> list[str]:
+    return _pick_shard(_feature_shards(), wildcards.shard, describe_slides())
 
 
 def get_shard_slide_files(wildcards) -> list[str]:
@@ -490,12 +494,7 @@ def get_external_feature_shards(wildcards) -> list[str]:
 
 
 def _external_shard_slides(wildcards) -> list[str]:
-    shards = _external_shards(wildcards.ext)
-    k = int(wildcards.shard)
-    if k >= len(shards):
-        raise WorkflowError(f"external cohort {wildcards.ext}: features shard {wildcards.shard} does not exist "
-                            f"({len(shards)} shards of features.shard_size={CFG.features.shard_size}).")
-    return shards[k]
+    return _pick_shard(_external_shards(wildcards.ext), wildcards.shard, f"the slides of external cohort {wildcards.ext}")
 
 
 def get_external_shard_slide_files(wildcards) -> list[str]:
